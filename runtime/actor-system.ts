@@ -1,0 +1,225 @@
+/**
+ * The actor system: the root of one node's actors on this thread. It owns the guardians
+ * (`/user` for what you spawn, `/system` for the kernel's own actors), the dispatcher, the
+ * clock, dead letters, the receptionist and a Prometheus registry, and `stop()` takes all of it
+ * down, leaving no timer or handle behind.
+ */
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import type { Logger } from 'winston';
+import type { SpawnOptions } from './actor-context.ts';
+import { ActorCell } from './actor-cell.ts';
+import type { ActorAddress, ActorRef } from './actor-ref.ts';
+import { type Behavior, Behaviors } from './behavior.ts';
+import { type Clock, RealClock } from './clock.ts';
+import { InvalidRequestError, UnavailableError } from './errors.ts';
+import { Kernel, type SystemEvents } from './kernel.ts';
+import { createLogger, type LogLevel } from './logging.ts';
+import { defaultMailboxOptions, type MailboxOptions, resolveMailboxOptions } from './mailbox-options.ts';
+import { type ReceptionistCommand, receptionistBehavior } from './receptionist.ts';
+import type { Router } from './router.ts';
+import { registerRuntimeMetrics } from './runtime-metrics.ts';
+
+export interface ActorSystemOptions {
+  /** Shown in logs; default `cloudless`. */
+  name?: string;
+  /** This node's id in every ref it hands out; default a random `node-…` id. */
+  nodeId?: string;
+  clock?: Clock;
+  /** A logger to use instead of the default JSON logger on stderr. */
+  logger?: Logger;
+  /** Level of the default logger; default `info`. */
+  logLevel?: LogLevel;
+  /** Source of randomness for backoff jitter; inject a seeded one for deterministic runs. */
+  random?: () => number;
+  /** Messages an actor handles per turn before the next ready actor runs; default 64. */
+  throughput?: number;
+  /** How long one dispatcher drain runs before yielding to the event loop; default 10 ms. */
+  sliceMs?: number;
+  /** Default mailbox for every actor; default capacity 100,000, `drop-newest`. */
+  mailbox?: Partial<MailboxOptions>;
+  /** Default ask timeout; default 5000 ms. */
+  askTimeoutMs?: number;
+  /** Most asks waiting at once; default 1,000,000. */
+  maxPendingAsks?: number;
+  /** Registry for the kernel's metrics; default a new one per system. */
+  metrics?: Registry;
+}
+
+export interface StopOptions {
+  /** After this long, whatever has not stopped gracefully is killed; default 30,000 ms. */
+  timeoutMs?: number;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new InvalidRequestError(`ActorSystem option ${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+export class ActorSystem {
+  readonly name: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Registry;
+  /** The receptionist at `/system/receptionist`; build its messages with `Receptionist.*`. */
+  readonly receptionist: ActorRef<ReceptionistCommand>;
+  readonly #kernel: Kernel;
+  readonly #root: ActorCell<unknown>;
+  readonly #user: ActorCell<unknown>;
+  readonly #systemGuardian: ActorCell<unknown>;
+  #stopping: Promise<void> | undefined;
+  readonly #terminated: Promise<void>;
+  #markTerminated!: () => void;
+
+  private constructor(options: ActorSystemOptions) {
+    this.name = options.name ?? 'cloudless';
+    this.nodeId = options.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
+    if (typeof this.nodeId !== 'string' || this.nodeId.length === 0 || this.nodeId.includes('/')) {
+      throw new InvalidRequestError(`nodeId must be a non-empty string without '/', got '${String(this.nodeId)}'`);
+    }
+    this.clock = options.clock ?? new RealClock();
+    this.log = options.logger ?? createLogger({ level: options.logLevel ?? 'info', node: this.nodeId, component: 'runtime' });
+    this.metrics = options.metrics ?? new Registry();
+    const askTimeoutMs = options.askTimeoutMs ?? 5000;
+    if (!(askTimeoutMs > 0 && Number.isFinite(askTimeoutMs))) {
+      throw new InvalidRequestError(`ActorSystem option askTimeoutMs must be a positive number, got ${askTimeoutMs}`);
+    }
+    const sliceMs = options.sliceMs ?? 10;
+    if (!(sliceMs > 0)) throw new InvalidRequestError(`ActorSystem option sliceMs must be positive, got ${sliceMs}`);
+    let mailbox: MailboxOptions;
+    try {
+      mailbox = resolveMailboxOptions(defaultMailboxOptions, options.mailbox);
+    } catch (error) {
+      throw new InvalidRequestError(`ActorSystem option mailbox: ${(error as Error).message}`, { cause: error });
+    }
+    this.#kernel = new Kernel({
+      nodeId: this.nodeId,
+      clock: this.clock,
+      logger: this.log,
+      random: options.random ?? Math.random,
+      throughput: positiveInteger('throughput', options.throughput, 64),
+      sliceMs,
+      mailbox,
+      askTimeoutMs,
+      maxPendingAsks: positiveInteger('maxPendingAsks', options.maxPendingAsks, 1_000_000),
+    });
+    this.#kernel.system = this;
+    this.#terminated = new Promise((resolve) => {
+      this.#markTerminated = resolve;
+    });
+    registerRuntimeMetrics(this.metrics, this.#kernel);
+
+    const guardian = Behaviors.receive<unknown>(() => Behaviors.unhandled).receiveSignal(() => Behaviors.same);
+    this.#root = new ActorCell(this.#kernel, undefined, '', '/', mailbox, 'infinity');
+    this.#kernel.registerCell(this.#root);
+    this.#root.start(guardian);
+    const user = this.#root.spawn(guardian, { name: 'user', shutdown: 'infinity' });
+    const system = this.#root.spawn(guardian, { name: 'system', shutdown: 'infinity' });
+    this.#user = this.#kernel.registry.get(user.path) as ActorCell<unknown>;
+    this.#systemGuardian = this.#kernel.registry.get(system.path) as ActorCell<unknown>;
+    this.receptionist = this.#systemGuardian.spawn(receptionistBehavior(), { name: 'receptionist' });
+  }
+
+  static async start(options: ActorSystemOptions = {}): Promise<ActorSystem> {
+    return new ActorSystem(options);
+  }
+
+  /** Spawns a top-level actor under `/user`. */
+  spawn<TMsg>(behavior: Behavior<TMsg>, options?: SpawnOptions): ActorRef<TMsg> {
+    if (this.#stopping !== undefined) {
+      throw new UnavailableError(`actor system ${this.name} is stopping; it cannot spawn ${options?.name ?? 'actors'}`);
+    }
+    return this.#user.spawn(behavior, options);
+  }
+
+  /** Spawns a kernel-side actor under `/system` (subsystems use this, not applications). */
+  spawnSystemActor<TMsg>(behavior: Behavior<TMsg>, options?: SpawnOptions): ActorRef<TMsg> {
+    if (this.#stopping !== undefined) throw new UnavailableError(`actor system ${this.name} is stopping`);
+    return this.#systemGuardian.spawn(behavior, options);
+  }
+
+  /** A live ref for a serialized address. */
+  resolve<TMsg>(address: ActorAddress): ActorRef<TMsg> {
+    return this.#kernel.resolve(address);
+  }
+
+  /** Installs the transport's router for actors that are not on this thread. */
+  setRouter(router: Router | undefined): void {
+    this.#kernel.router = router;
+  }
+
+  on<TEvent extends keyof SystemEvents>(event: TEvent, listener: (...args: SystemEvents[TEvent]) => void): this {
+    this.#kernel.events.on(event, listener as never);
+    return this;
+  }
+
+  off<TEvent extends keyof SystemEvents>(event: TEvent, listener: (...args: SystemEvents[TEvent]) => void): this {
+    this.#kernel.events.off(event, listener as never);
+    return this;
+  }
+
+  /** Counts kept by the kernel (the metrics read the same numbers). */
+  get stats(): {
+    liveActors: number;
+    queuedMessages: number;
+    processedMessages: number;
+    restarts: number;
+    deadLetters: number;
+    pendingAsks: number;
+  } {
+    const kernel = this.#kernel;
+    let deadLetters = 0;
+    for (const count of kernel.deadLetters.values()) deadLetters += count;
+    return {
+      liveActors: kernel.registry.size,
+      queuedMessages: kernel.queued,
+      processedMessages: kernel.processed,
+      restarts: kernel.restarts,
+      deadLetters,
+      pendingAsks: kernel.pendingAsks.size,
+    };
+  }
+
+  /** Resolves once `stop()` has finished. */
+  get whenTerminated(): Promise<void> {
+    return this.#terminated;
+  }
+
+  /**
+   * Stops every actor (those under `/user` first, then the system's own), children before
+   * parents and in reverse order of spawn, then fails pending asks. Idempotent.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    if (this.#stopping === undefined) this.#stopping = this.#stop(options.timeoutMs ?? 30_000);
+    return this.#stopping;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.setTimeout(() => {
+      this.log.warn(`actor system ${this.name} did not stop within ${timeoutMs} ms; killing what is left`);
+      this.#root.kill();
+    }, timeoutMs);
+    try {
+      await this.#stopGuardian(this.#user);
+      await this.#stopGuardian(this.#systemGuardian);
+    } finally {
+      this.clock.clearTimeout(deadline);
+    }
+    this.#root.kill();
+    this.#kernel.failPendingAsks(new UnavailableError(`actor system ${this.name} stopped before the reply arrived`));
+    this.#kernel.events.removeAllListeners();
+    this.#markTerminated();
+  }
+
+  #stopGuardian(guardian: ActorCell<unknown>): Promise<void> {
+    if (!guardian.isAlive) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      guardian.onDead = resolve;
+      guardian.requestStop();
+    });
+  }
+}

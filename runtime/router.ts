@@ -1,0 +1,20 @@
+/**
+ * The one seam between the kernel and the transport: envelopes for actors that do not live on
+ * this thread go to the router. `runtime/` knows nothing of threads or libp2p; the worker-thread
+ * hosts and the mesh plug in here.
+ */
+import type { ActorAddress } from './actor-ref.ts';
+import type { DeathWatcher } from './actor-cell.ts';
+
+export interface Envelope {
+  readonly to: ActorAddress;
+  readonly message: unknown;
+}
+
+export interface Router {
+  /** Takes an envelope for a non-local actor. Must not throw; undeliverable ones become dead letters. */
+  deliver(envelope: Envelope): void;
+  /** Watches a non-local actor; the watcher hears a death notice when it terminates or becomes unreachable. */
+  watch(target: ActorAddress, watcher: DeathWatcher): void;
+  unwatch(target: ActorAddress, watcher: DeathWatcher): void;
+}
