@@ -13,8 +13,8 @@ import type { ActorRef } from './actor-ref.ts';
 import type { ActorSystem } from './actor-system.ts';
 import {
   type Behavior,
-  BehaviorTag,
   Behaviors,
+  BehaviorTag,
   type ReceiveBehavior,
   type SetupBehavior,
   type StashBehavior,
@@ -24,7 +24,13 @@ import {
 } from './behavior.ts';
 import type { TimerHandle } from './clock.ts';
 import type { Schedulable } from './dispatcher.ts';
-import { DeathPactError, InvalidBehaviorError, InvalidRequestError, toError, UnavailableError } from './errors.ts';
+import {
+  DeathPactError,
+  InvalidBehaviorError,
+  InvalidRequestError,
+  toError,
+  UnavailableError,
+} from './errors.ts';
 import { DeathNotice, InternalMessage, PipedOutcome, TimerTick } from './internal-messages.ts';
 import type { Kernel } from './kernel.ts';
 import { LocalActorRef } from './local-actor-ref.ts';
@@ -84,6 +90,8 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
   readonly shutdown: ShutdownSpec;
   /** Called once when this actor is dead (the guardians use it). */
   onDead: (() => void) | undefined;
+  /** Children to stop first, in this order (OTP supervisors stop in reverse spec order). */
+  childStopOrder: (() => readonly ActorRef<never>[]) | undefined;
 
   #state = RUNNING;
   #mailboxOptions: MailboxOptions;
@@ -107,7 +115,9 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
   #afterChildren: (() => void) | undefined;
   /** The parent's deadline for this actor's graceful stop. */
   #killTimer: TimerHandle | undefined;
-  #restart: { clause: SupervisionClause; delayDone: boolean; generation: number; timer?: TimerHandle } | undefined;
+  #restart:
+    | { clause: SupervisionClause; delayDone: boolean; generation: number; timer?: TimerHandle }
+    | undefined;
   #restartGeneration = 0;
 
   constructor(
@@ -172,14 +182,27 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       );
     }
     const shutdown = options?.shutdown ?? 5000;
-    if (!(shutdown === 'brutal_kill' || shutdown === 'infinity' || (typeof shutdown === 'number' && shutdown >= 0))) {
+    if (
+      !(
+        shutdown === 'brutal_kill' ||
+        shutdown === 'infinity' ||
+        (typeof shutdown === 'number' && shutdown >= 0)
+      )
+    ) {
       throw new InvalidRequestError(
         `invalid shutdown '${String(shutdown)}': use milliseconds, 'brutal_kill' or 'infinity'`,
       );
     }
     const mailbox = resolveMailboxOptions(this.#mailboxOptions, options?.mailbox);
     const path = this.self.path === '/' ? `/${name}` : `${this.self.path}/${name}`;
-    const child = new ActorCell<TChild>(this.kernel, this as ActorCell<unknown>, name, path, mailbox, shutdown);
+    const child = new ActorCell<TChild>(
+      this.kernel,
+      this as ActorCell<unknown>,
+      name,
+      path,
+      mailbox,
+      shutdown,
+    );
     this.#children = children;
     children.set(name, child as ActorCell<unknown>);
     this.kernel.registerCell(child as ActorCell<unknown>);
@@ -313,7 +336,10 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       this.kernel.queued--;
       this.#invoke(message);
       if (--remaining === 0) {
-        return (this.#system !== undefined && this.#system.length > 0) || (this.#state === RUNNING && box.length > 0);
+        return (
+          (this.#system !== undefined && this.#system.length > 0) ||
+          (this.#state === RUNNING && box.length > 0)
+        );
       }
     }
   }
@@ -460,7 +486,12 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
           const clause: SupervisionClause =
             reuse !== undefined && reuse.wrapper === wrapper
               ? reuse
-              : { wrapper: wrapper as SuperviseBehavior<unknown>, restartTimes: [], backoffAttempt: 0, lastFailureAt: 0 };
+              : {
+                  wrapper: wrapper as SuperviseBehavior<unknown>,
+                  restartTimes: [],
+                  backoffAttempt: 0,
+                  lastFailureAt: 0,
+                };
           if (this.#clauses === undefined) this.#clauses = [];
           this.#clauses.push(clause);
           behavior = wrapper.inner;
@@ -477,8 +508,10 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     if (isThenable(value)) {
       return `setup of ${where} returned a promise; setup is synchronous: return a behavior and use ctx.pipeToSelf`;
     }
-    if (value === Behaviors.same) return `setup of ${where} returned Behaviors.same; return a behavior to start with`;
-    if (value === Behaviors.unhandled) return `setup of ${where} returned Behaviors.unhandled; return a behavior`;
+    if (value === Behaviors.same)
+      return `setup of ${where} returned Behaviors.same; return a behavior to start with`;
+    if (value === Behaviors.unhandled)
+      return `setup of ${where} returned Behaviors.unhandled; return a behavior`;
     return `setup of ${where} returned ${value === undefined ? 'undefined' : typeof value}, not a behavior; return one of Behaviors.*`;
   }
 
@@ -538,7 +571,8 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       return;
     }
     const backoff = strategy as BackoffStrategy;
-    if (clause.lastFailureAt > 0 && now - clause.lastFailureAt >= backoff.resetAfterMs) clause.backoffAttempt = 0;
+    if (clause.lastFailureAt > 0 && now - clause.lastFailureAt >= backoff.resetAfterMs)
+      clause.backoffAttempt = 0;
     clause.lastFailureAt = now || Number.MIN_VALUE;
     if (backoff.maxRestarts >= 0 && clause.backoffAttempt >= backoff.maxRestarts) {
       this.#stopSelf(error);
@@ -557,7 +591,12 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     this.#dropStashes();
     this.#state = RESTARTING;
     const generation = ++this.#restartGeneration;
-    const restart: { clause: SupervisionClause; delayDone: boolean; generation: number; timer?: TimerHandle } = {
+    const restart: {
+      clause: SupervisionClause;
+      delayDone: boolean;
+      generation: number;
+      timer?: TimerHandle;
+    } = {
       clause,
       delayDone: false,
       generation,
@@ -635,7 +674,18 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       return;
     }
     this.#afterChildren = next;
-    this.#stopQueue = [...children.values()];
+    // Popped from the end: reverse order of spawn, unless the actor named an order.
+    let queue = [...children.values()];
+    const preferred = this.childStopOrder?.();
+    if (preferred !== undefined) {
+      const first: ActorCell<unknown>[] = [];
+      for (const ref of preferred) {
+        if (ref instanceof LocalActorRef && children.get(ref.cell.name) === ref.cell) first.push(ref.cell);
+      }
+      const chosen = new Set(first);
+      queue = [...queue.filter((cell) => !chosen.has(cell)), ...first.reverse()];
+    }
+    this.#stopQueue = queue;
     this.#stopNextChild();
   }
 
@@ -709,7 +759,9 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       result.then(
         () => this.#finalize(),
         (error: unknown) => {
-          this.log.error(`PostStop cleanup failed: ${toError(error).message}`, { error: toError(error).stack });
+          this.log.error(`PostStop cleanup failed: ${toError(error).message}`, {
+            error: toError(error).stack,
+          });
           this.#finalize();
         },
       );
@@ -724,7 +776,9 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     try {
       handler(this, signal);
     } catch (error) {
-      this.log.error(`${signal.type} handler failed: ${toError(error).message}`, { error: toError(error).stack });
+      this.log.error(`${signal.type} handler failed: ${toError(error).message}`, {
+        error: toError(error).stack,
+      });
     }
   }
 
@@ -774,7 +828,8 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     this.#children = undefined;
     this.#stopQueue = undefined;
     this.#afterChildren = undefined;
-    parent?.#sysEnqueue({ kind: SYS_CHILD_TERMINATED, child: this as ActorCell<unknown> });
+    if (parent !== undefined)
+      parent.#sysEnqueue({ kind: SYS_CHILD_TERMINATED, child: this as ActorCell<unknown> });
     kernel.stopped++;
     if (error !== undefined) {
       kernel.events.emit('actor:stop', { ref, error });

@@ -4,8 +4,8 @@
  */
 import type { Logger } from 'winston';
 import type { ActorRef } from './actor-ref.ts';
-import type { Behavior } from './behavior.ts';
 import type { ActorSystem } from './actor-system.ts';
+import type { Behavior } from './behavior.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 
 /** How a parent stops this child: milliseconds to wait for a graceful stop, or OTP's words. */

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import type { Logger } from 'winston';
-import type { SpawnOptions } from './actor-context.ts';
 import { ActorCell } from './actor-cell.ts';
+import type { SpawnOptions } from './actor-context.ts';
 import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
 import { type Clock, RealClock } from './clock.ts';
@@ -54,7 +54,9 @@ export interface StopOptions {
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) {
-    throw new InvalidRequestError(`ActorSystem option ${name} must be a positive integer, got ${String(value)}`);
+    throw new InvalidRequestError(
+      `ActorSystem option ${name} must be a positive integer, got ${String(value)}`,
+    );
   }
   return value;
 }
@@ -79,22 +81,31 @@ export class ActorSystem {
     this.name = options.name ?? 'cloudless';
     this.nodeId = options.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
     if (typeof this.nodeId !== 'string' || this.nodeId.length === 0 || this.nodeId.includes('/')) {
-      throw new InvalidRequestError(`nodeId must be a non-empty string without '/', got '${String(this.nodeId)}'`);
+      throw new InvalidRequestError(
+        `nodeId must be a non-empty string without '/', got '${String(this.nodeId)}'`,
+      );
     }
     this.clock = options.clock ?? new RealClock();
-    this.log = options.logger ?? createLogger({ level: options.logLevel ?? 'info', node: this.nodeId, component: 'runtime' });
+    this.log =
+      options.logger ??
+      createLogger({ level: options.logLevel ?? 'info', node: this.nodeId, component: 'runtime' });
     this.metrics = options.metrics ?? new Registry();
     const askTimeoutMs = options.askTimeoutMs ?? 5000;
     if (!(askTimeoutMs > 0 && Number.isFinite(askTimeoutMs))) {
-      throw new InvalidRequestError(`ActorSystem option askTimeoutMs must be a positive number, got ${askTimeoutMs}`);
+      throw new InvalidRequestError(
+        `ActorSystem option askTimeoutMs must be a positive number, got ${askTimeoutMs}`,
+      );
     }
     const sliceMs = options.sliceMs ?? 10;
-    if (!(sliceMs > 0)) throw new InvalidRequestError(`ActorSystem option sliceMs must be positive, got ${sliceMs}`);
+    if (!(sliceMs > 0))
+      throw new InvalidRequestError(`ActorSystem option sliceMs must be positive, got ${sliceMs}`);
     let mailbox: MailboxOptions;
     try {
       mailbox = resolveMailboxOptions(defaultMailboxOptions, options.mailbox);
     } catch (error) {
-      throw new InvalidRequestError(`ActorSystem option mailbox: ${(error as Error).message}`, { cause: error });
+      throw new InvalidRequestError(`ActorSystem option mailbox: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     this.#kernel = new Kernel({
       nodeId: this.nodeId,
@@ -113,7 +124,9 @@ export class ActorSystem {
     });
     registerRuntimeMetrics(this.metrics, this.#kernel);
 
-    const guardian = Behaviors.receive<unknown>(() => Behaviors.unhandled).receiveSignal(() => Behaviors.same);
+    const guardian = Behaviors.receive<unknown>(() => Behaviors.unhandled).receiveSignal(
+      () => Behaviors.same,
+    );
     this.#root = new ActorCell(this.#kernel, undefined, '', '/', mailbox, 'infinity');
     this.#kernel.registerCell(this.#root);
     this.#root.start(guardian);
@@ -131,7 +144,9 @@ export class ActorSystem {
   /** Spawns a top-level actor under `/user`. */
   spawn<TMsg>(behavior: Behavior<TMsg>, options?: SpawnOptions): ActorRef<TMsg> {
     if (this.#stopping !== undefined) {
-      throw new UnavailableError(`actor system ${this.name} is stopping; it cannot spawn ${options?.name ?? 'actors'}`);
+      throw new UnavailableError(
+        `actor system ${this.name} is stopping; it cannot spawn ${options?.name ?? 'actors'}`,
+      );
     }
     return this.#user.spawn(behavior, options);
   }
@@ -152,12 +167,18 @@ export class ActorSystem {
     this.#kernel.router = router;
   }
 
-  on<TEvent extends keyof SystemEvents>(event: TEvent, listener: (...args: SystemEvents[TEvent]) => void): this {
+  on<TEvent extends keyof SystemEvents>(
+    event: TEvent,
+    listener: (...args: SystemEvents[TEvent]) => void,
+  ): this {
     this.#kernel.events.on(event, listener as never);
     return this;
   }
 
-  off<TEvent extends keyof SystemEvents>(event: TEvent, listener: (...args: SystemEvents[TEvent]) => void): this {
+  off<TEvent extends keyof SystemEvents>(
+    event: TEvent,
+    listener: (...args: SystemEvents[TEvent]) => void,
+  ): this {
     this.#kernel.events.off(event, listener as never);
     return this;
   }
@@ -210,7 +231,9 @@ export class ActorSystem {
       this.clock.clearTimeout(deadline);
     }
     this.#root.kill();
-    this.#kernel.failPendingAsks(new UnavailableError(`actor system ${this.name} stopped before the reply arrived`));
+    this.#kernel.failPendingAsks(
+      new UnavailableError(`actor system ${this.name} stopped before the reply arrived`),
+    );
     this.#kernel.events.removeAllListeners();
     this.#markTerminated();
   }

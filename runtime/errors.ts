@@ -102,7 +102,11 @@ export class MaxRestartIntensityError extends CloudlessError {
 export class ChildStartError extends CloudlessError {
   constructor(supervisor: string, childId: string, options?: { cause?: unknown }) {
     const reason = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
-    super('CHILD_START_FAILED', `supervisor ${supervisor} could not start child '${childId}'${reason}`, options);
+    super(
+      'CHILD_START_FAILED',
+      `supervisor ${supervisor} could not start child '${childId}'${reason}`,
+      options,
+    );
   }
 }
 

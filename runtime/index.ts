@@ -38,5 +38,6 @@ export { ServiceKey } from './service-key.ts';
 export type { ChildFailed, Signal, Terminated } from './signals.ts';
 export { PostStop, PreRestart } from './signals.ts';
 export type { StashBuffer } from './stash-buffer.ts';
+export { failureOf, setChildStopOrder } from './supervision-hooks.ts';
 export { SupervisorStrategy } from './supervisor-strategy.ts';
 export type { TimerScheduler } from './timer-scheduler.ts';

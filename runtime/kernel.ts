@@ -9,8 +9,8 @@ import type { ActorCell, DeathWatcher } from './actor-cell.ts';
 import type { ActorAddress, ActorRef, AskOptions } from './actor-ref.ts';
 import type { ActorSystem } from './actor-system.ts';
 import type { Clock } from './clock.ts';
-import { AbortError, InvalidRequestError, UnavailableError } from './errors.ts';
 import { Dispatcher } from './dispatcher.ts';
+import { AbortError, InvalidRequestError, UnavailableError } from './errors.ts';
 import { LocalActorRef } from './local-actor-ref.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import { PromiseRef } from './promise-ref.ts';
@@ -189,7 +189,9 @@ export class Kernel {
     }
     const signal = options?.signal;
     if (signal?.aborted) {
-      return Promise.reject(new AbortError(`ask to ${target.path} was aborted before it was sent`, { cause: signal.reason }));
+      return Promise.reject(
+        new AbortError(`ask to ${target.path} was aborted before it was sent`, { cause: signal.reason }),
+      );
     }
     if (this.pendingAsks.size >= this.maxPendingAsks) {
       return Promise.reject(
@@ -200,7 +202,7 @@ export class Kernel {
       );
     }
     const replyTo = new PromiseRef<TReply>(this, target.path, timeoutMs, signal);
-    this.pendingAsks.add(replyTo as PromiseRef<unknown>);
+    this.pendingAsks.add(replyTo as unknown as PromiseRef<unknown>);
     let message: TMsg;
     try {
       message = build(replyTo);

@@ -2,8 +2,9 @@
  * The ref of an actor on this thread. It points straight at the actor's cell, so `tell` is a
  * mailbox push and nothing more; once the cell is dead, messages go to dead letters.
  */
-import type { ActorAddress, ActorRef, AskOptions } from './actor-ref.ts';
+
 import type { ActorCell } from './actor-cell.ts';
+import type { ActorAddress, ActorRef, AskOptions } from './actor-ref.ts';
 
 export class LocalActorRef<TMsg> implements ActorRef<TMsg> {
   readonly node: string;

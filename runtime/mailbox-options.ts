@@ -12,9 +12,15 @@ export interface MailboxOptions {
   overflow: OverflowPolicy;
 }
 
-export const defaultMailboxOptions: MailboxOptions = Object.freeze({ capacity: 100_000, overflow: 'drop-newest' });
+export const defaultMailboxOptions: MailboxOptions = Object.freeze({
+  capacity: 100_000,
+  overflow: 'drop-newest',
+});
 
-export function resolveMailboxOptions(base: MailboxOptions, override?: Partial<MailboxOptions>): MailboxOptions {
+export function resolveMailboxOptions(
+  base: MailboxOptions,
+  override?: Partial<MailboxOptions>,
+): MailboxOptions {
   if (override === undefined) return base;
   const capacity = override.capacity ?? base.capacity;
   const overflow = override.overflow ?? base.overflow;
@@ -22,7 +28,9 @@ export function resolveMailboxOptions(base: MailboxOptions, override?: Partial<M
     throw new RangeError(`mailbox capacity must be a positive integer, got ${capacity}`);
   }
   if (overflow !== 'drop-newest' && overflow !== 'drop-oldest') {
-    throw new RangeError(`mailbox overflow must be 'drop-newest' or 'drop-oldest', got '${String(overflow)}'`);
+    throw new RangeError(
+      `mailbox overflow must be 'drop-newest' or 'drop-oldest', got '${String(overflow)}'`,
+    );
   }
   if (capacity === base.capacity && overflow === base.overflow) return base;
   return Object.freeze({ capacity, overflow });

@@ -39,7 +39,8 @@ export class PromiseRef<TReply> implements ActorRef<TReply> {
   }
 
   get path(): string {
-    if (this.#path === undefined) this.#path = this.#kernel.registerTemp(this);
+    if (this.#path === undefined)
+      this.#path = this.#kernel.registerTemp(this as unknown as PromiseRef<unknown>);
     return this.#path;
   }
 
@@ -73,7 +74,7 @@ export class PromiseRef<TReply> implements ActorRef<TReply> {
 
   #finish(): void {
     this.#done = true;
-    this.#kernel.pendingAsks.delete(this as PromiseRef<unknown>);
+    this.#kernel.pendingAsks.delete(this as unknown as PromiseRef<unknown>);
     if (this.#timer !== undefined) {
       this.#kernel.clock.clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -33,26 +33,55 @@ export type ReceptionistCommand =
       readonly replyTo?: ActorRef<Registered>;
     }
   | { readonly type: 'Find'; readonly key: ServiceKey<never>; readonly replyTo: ActorRef<Listing<never>> }
-  | { readonly type: 'Subscribe'; readonly key: ServiceKey<never>; readonly subscriber: ActorRef<Listing<never>> }
-  | { readonly type: 'Unsubscribe'; readonly key: ServiceKey<never>; readonly subscriber: ActorRef<Listing<never>> }
+  | {
+      readonly type: 'Subscribe';
+      readonly key: ServiceKey<never>;
+      readonly subscriber: ActorRef<Listing<never>>;
+    }
+  | {
+      readonly type: 'Unsubscribe';
+      readonly key: ServiceKey<never>;
+      readonly subscriber: ActorRef<Listing<never>>;
+    }
   | { readonly type: 'ActorTerminated'; readonly ref: ActorRef<never> };
 
 /** Builders for receptionist messages, typed by the key. */
 export const Receptionist = {
-  register<TMsg>(key: ServiceKey<TMsg>, service: ActorRef<TMsg>, replyTo?: ActorRef<Registered>): ReceptionistCommand {
+  register<TMsg>(
+    key: ServiceKey<TMsg>,
+    service: ActorRef<TMsg>,
+    replyTo?: ActorRef<Registered>,
+  ): ReceptionistCommand {
     return { type: 'Register', key: key as ServiceKey<never>, service: service as ActorRef<never>, replyTo };
   },
-  deregister<TMsg>(key: ServiceKey<TMsg>, service: ActorRef<TMsg>, replyTo?: ActorRef<Registered>): ReceptionistCommand {
-    return { type: 'Deregister', key: key as ServiceKey<never>, service: service as ActorRef<never>, replyTo };
+  deregister<TMsg>(
+    key: ServiceKey<TMsg>,
+    service: ActorRef<TMsg>,
+    replyTo?: ActorRef<Registered>,
+  ): ReceptionistCommand {
+    return {
+      type: 'Deregister',
+      key: key as ServiceKey<never>,
+      service: service as ActorRef<never>,
+      replyTo,
+    };
   },
   find<TMsg>(key: ServiceKey<TMsg>, replyTo: ActorRef<Listing<TMsg>>): ReceptionistCommand {
     return { type: 'Find', key: key as ServiceKey<never>, replyTo: replyTo as ActorRef<Listing<never>> };
   },
   subscribe<TMsg>(key: ServiceKey<TMsg>, subscriber: ActorRef<Listing<TMsg>>): ReceptionistCommand {
-    return { type: 'Subscribe', key: key as ServiceKey<never>, subscriber: subscriber as ActorRef<Listing<never>> };
+    return {
+      type: 'Subscribe',
+      key: key as ServiceKey<never>,
+      subscriber: subscriber as ActorRef<Listing<never>>,
+    };
   },
   unsubscribe<TMsg>(key: ServiceKey<TMsg>, subscriber: ActorRef<Listing<TMsg>>): ReceptionistCommand {
-    return { type: 'Unsubscribe', key: key as ServiceKey<never>, subscriber: subscriber as ActorRef<Listing<never>> };
+    return {
+      type: 'Unsubscribe',
+      key: key as ServiceKey<never>,
+      subscriber: subscriber as ActorRef<Listing<never>>,
+    };
   },
 } as const;
 

@@ -3,8 +3,9 @@
  * this thread go to the router. `runtime/` knows nothing of threads or libp2p; the worker-thread
  * hosts and the mesh plug in here.
  */
-import type { ActorAddress } from './actor-ref.ts';
+
 import type { DeathWatcher } from './actor-cell.ts';
+import type { ActorAddress } from './actor-ref.ts';
 
 export interface Envelope {
   readonly to: ActorAddress;

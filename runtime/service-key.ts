@@ -12,7 +12,9 @@ export class ServiceKey<TMsg> {
 
   static create<TMsg>(id: string): ServiceKey<TMsg> {
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
-      throw new RangeError(`a service key id is a non-empty string of at most 256 characters, got '${String(id)}'`);
+      throw new RangeError(
+        `a service key id is a non-empty string of at most 256 characters, got '${String(id)}'`,
+      );
     }
     return new ServiceKey<TMsg>(id);
   }

@@ -53,6 +53,7 @@ export class Stash<TMsg> implements StashBuffer<TMsg> {
   }
 
   clear(): void {
-    for (const message of this.#buffer.drain()) this.#owner.kernel.deadLetter(this.#owner.self.path, message, 'stash-dropped');
+    for (const message of this.#buffer.drain())
+      this.#owner.kernel.deadLetter(this.#owner.self.path, message, 'stash-dropped');
   }
 }
