@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/**
+ * Entry point of the `cloudless` command: wires the CLI to this process's streams and signals.
+ */
+import { main } from './cli.ts';
+
+// Signal listeners do not keep Node's event loop alive; a running node must, until told to stop.
+const keepAlive = setInterval(() => {}, 2 ** 30);
+const stopRequested = new Promise<string>((resolve) => {
+  process.once('SIGINT', () => resolve('SIGINT'));
+  process.once('SIGTERM', () => resolve('SIGTERM'));
+});
+
+const code = await main(process.argv.slice(2), {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+  stopRequested,
+});
+clearInterval(keepAlive);
+process.exit(code);

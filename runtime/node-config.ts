@@ -1,0 +1,124 @@
+/**
+ * A node's configuration: flags > `CLOUDLESS_*` environment > YAML file > defaults, validated
+ * as a whole at start so a bad value fails fast with the setting's name and where it came from.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { InvalidRequestError } from './errors.ts';
+
+export const roles = ['coordinator', 'agent', 'storage'] as const;
+export type Role = (typeof roles)[number];
+
+const nodeConfigSchema = z
+  .object({
+    dataDir: z.string().min(1, 'must not be empty'),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']),
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'use 1-128 letters, digits, ".", "_" or "-"')
+      .optional(),
+    roles: z.array(z.enum(roles)).min(1, 'name at least one role'),
+    mailboxCapacity: z.number().int().positive(),
+    askTimeoutMs: z.number().positive(),
+  })
+  .strict();
+
+export type NodeConfig = z.infer<typeof nodeConfigSchema>;
+
+export const defaultNodeConfig: NodeConfig = {
+  dataDir: '.cloudless',
+  logLevel: 'info',
+  roles: [...roles],
+  mailboxCapacity: 100_000,
+  askTimeoutMs: 5000,
+};
+
+/** Settings from one source, before merging; values may still be strings from env or flags. */
+export type ConfigLayer = Partial<Record<keyof NodeConfig, unknown>>;
+
+const envNames: Record<keyof NodeConfig, string> = {
+  dataDir: 'CLOUDLESS_DATA_DIR',
+  logLevel: 'CLOUDLESS_LOG_LEVEL',
+  nodeId: 'CLOUDLESS_NODE_ID',
+  roles: 'CLOUDLESS_ROLES',
+  mailboxCapacity: 'CLOUDLESS_MAILBOX_CAPACITY',
+  askTimeoutMs: 'CLOUDLESS_ASK_TIMEOUT_MS',
+};
+
+const numeric = new Set<keyof NodeConfig>(['mailboxCapacity', 'askTimeoutMs']);
+
+/** Turns text from the environment or a flag into the type the schema expects. */
+function coerce(key: keyof NodeConfig, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  if (key === 'roles') {
+    return value
+      .split(',')
+      .map((role) => role.trim())
+      .filter((role) => role.length > 0);
+  }
+  if (numeric.has(key)) return value.trim() === '' ? value : Number(value);
+  return value;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv): ConfigLayer {
+  const layer: ConfigLayer = {};
+  for (const [key, name] of Object.entries(envNames) as [keyof NodeConfig, string][]) {
+    const value = env[name];
+    if (value !== undefined) layer[key] = coerce(key, value);
+  }
+  return layer;
+}
+
+export async function configFromFile(file: string): Promise<ConfigLayer> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new InvalidRequestError(`cannot read config file ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new InvalidRequestError(`config file ${file} is not valid YAML: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidRequestError(
+      `config file ${file} must hold a mapping of settings, not ${typeof parsed}`,
+    );
+  }
+  return parsed as ConfigLayer;
+}
+
+/** Merges layers (later ones win) over the defaults and validates the result. */
+export function resolveNodeConfig(layers: { source: string; values: ConfigLayer }[]): NodeConfig {
+  const merged: Record<string, unknown> = { ...defaultNodeConfig };
+  const origin: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer.values)) {
+      if (value === undefined) continue;
+      merged[key] = coerce(key as keyof NodeConfig, value);
+      origin[key] = layer.source;
+    }
+  }
+  const result = nodeConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const from = origin[key] ?? 'defaults';
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown setting(s) ${issue.keys.join(', ')} (known: ${Object.keys(envNames).join(', ')})`;
+      }
+      return `${issue.path.join('.') || 'config'} (from ${from}): ${issue.message}`;
+    });
+    throw new InvalidRequestError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return { ...result.data, dataDir: path.resolve(result.data.dataDir) };
+}
