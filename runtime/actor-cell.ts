@@ -35,6 +35,7 @@ import { DeathNotice, InternalMessage, PipedOutcome, TimerTick } from './interna
 import type { Kernel } from './kernel.ts';
 import { LocalActorRef } from './local-actor-ref.ts';
 import { type MailboxOptions, resolveMailboxOptions } from './mailbox-options.ts';
+import type { RegisteredBehavior } from './registered-behavior.ts';
 import { RingBuffer } from './ring-buffer.ts';
 import { type ChildFailed, PostStop, PreRestart, type Signal, type Terminated } from './signals.ts';
 import { Stash } from './stash.ts';
@@ -49,11 +50,15 @@ const DEAD = 3;
 const SYS_STOP = 0;
 const SYS_CHILD_TERMINATED = 1;
 const SYS_RESTART_READY = 2;
+const SYS_TERMINATE_AS = 3;
+const SYS_FAIL = 4;
 
 type SystemMessage =
   | { readonly kind: typeof SYS_STOP }
   | { readonly kind: typeof SYS_CHILD_TERMINATED; readonly child: ActorCell<unknown> }
-  | { readonly kind: typeof SYS_RESTART_READY; readonly generation: number };
+  | { readonly kind: typeof SYS_RESTART_READY; readonly generation: number }
+  | { readonly kind: typeof SYS_TERMINATE_AS; readonly error: Error | undefined }
+  | { readonly kind: typeof SYS_FAIL; readonly error: Error };
 
 const STOP_MESSAGE: SystemMessage = { kind: SYS_STOP };
 
@@ -80,10 +85,19 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
+/** Where a cell sits when it is not a plain child: hosted for another thread, or a worker proxy. */
+export interface CellPlacement {
+  readonly key?: string;
+  readonly parentRef?: ActorRef<never>;
+  readonly makeSelf?: (cell: ActorCell<unknown>, node: string, path: string) => LocalActorRef<unknown>;
+}
+
 export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWatcher {
   readonly kernel: Kernel;
   readonly self: LocalActorRef<TMsg>;
   readonly name: string;
+  /** The key under which the parent holds this child: its name, or its path for hosted actors. */
+  readonly key: string;
   readonly parentCell: ActorCell<unknown> | undefined;
   scheduled = false;
   /** How the parent stops this actor. */
@@ -94,8 +108,12 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
   childStopOrder: (() => readonly ActorRef<never>[]) | undefined;
 
   #state = RUNNING;
+  /** The real parent of an actor hosted for another thread (its local parent is the host guardian). */
+  readonly #parentRef: ActorRef<never> | undefined;
   #mailboxOptions: MailboxOptions;
   #mailbox: RingBuffer<unknown> | undefined;
+  /** User messages in the mailbox; kernel items do not count against its capacity. */
+  #userQueued = 0;
   #system: SystemMessage[] | undefined;
   #behavior: ReceiveBehavior<TMsg> | undefined;
   #children: Map<string, ActorCell<unknown>> | undefined;
@@ -127,13 +145,19 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     path: string,
     mailbox: MailboxOptions,
     shutdown: ShutdownSpec,
+    placement?: CellPlacement,
   ) {
     this.kernel = kernel;
     this.parentCell = parent;
     this.name = name;
+    this.key = placement?.key ?? name;
     this.#mailboxOptions = mailbox;
     this.shutdown = shutdown;
-    this.self = new LocalActorRef(this, kernel.nodeId, path);
+    this.#parentRef = placement?.parentRef;
+    this.self =
+      placement?.makeSelf === undefined
+        ? new LocalActorRef(this, kernel.nodeId, path)
+        : (placement.makeSelf(this as ActorCell<unknown>, kernel.nodeId, path) as LocalActorRef<TMsg>);
   }
 
   // ---------------------------------------------------------------- ActorContext
@@ -143,7 +167,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
   }
 
   get parent(): ActorRef<never> | undefined {
-    return this.parentCell?.self as ActorRef<never> | undefined;
+    return this.#parentRef ?? (this.parentCell?.self as ActorRef<never> | undefined);
   }
 
   get log(): Logger {
@@ -193,21 +217,77 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
         `invalid shutdown '${String(shutdown)}': use milliseconds, 'brutal_kill' or 'infinity'`,
       );
     }
-    const mailbox = resolveMailboxOptions(this.#mailboxOptions, options?.mailbox);
+    let mailbox: MailboxOptions;
+    try {
+      mailbox = resolveMailboxOptions(this.#mailboxOptions, options?.mailbox);
+    } catch (error) {
+      throw new InvalidRequestError(`invalid mailbox for actor '${name}': ${toError(error).message}`, {
+        cause: error,
+      });
+    }
     const path = this.self.path === '/' ? `/${name}` : `${this.self.path}/${name}`;
-    const child = new ActorCell<TChild>(
+    let initial = behavior as Behavior<unknown>;
+    let placement: CellPlacement | undefined;
+    const dispatcher = options?.dispatcher;
+    if (dispatcher !== undefined && dispatcher !== 'main') {
+      const threads = this.kernel.threads;
+      if (threads === undefined) {
+        throw new InvalidRequestError(
+          `no dispatcher named '${String(dispatcher)}' on this thread; start the system with ` +
+            "dispatchers (and behaviorModules) to spawn on worker threads, or use dispatcher 'main'",
+        );
+      }
+      const prepared = threads.prepare(initial, String(dispatcher), options?.mailbox);
+      initial = prepared.behavior;
+      placement = { makeSelf: prepared.makeSelf };
+    }
+    return this.#spawnChild(initial, name, path, mailbox, shutdown, placement) as ActorRef<TChild>;
+  }
+
+  /** Creates, registers and starts a child. */
+  #spawnChild(
+    behavior: Behavior<unknown>,
+    name: string,
+    path: string,
+    mailbox: MailboxOptions,
+    shutdown: ShutdownSpec,
+    placement: CellPlacement | undefined,
+  ): ActorRef<unknown> {
+    const children = this.#children ?? new Map<string, ActorCell<unknown>>();
+    const child = new ActorCell<unknown>(
       this.kernel,
       this as ActorCell<unknown>,
       name,
       path,
       mailbox,
       shutdown,
+      placement,
     );
     this.#children = children;
-    children.set(name, child as ActorCell<unknown>);
-    this.kernel.registerCell(child as ActorCell<unknown>);
+    children.set(child.key, child);
+    this.kernel.registerCell(child);
     child.start(behavior);
     return child.self;
+  }
+
+  /**
+   * Hosts an actor placed here by another thread, at the path it has there; `parent` is its real
+   * parent (this cell, the host guardian, only holds it). Throws if the path is taken.
+   */
+  spawnHosted(
+    behavior: Behavior<unknown>,
+    path: string,
+    parent: ActorRef<never>,
+    mailbox: Partial<MailboxOptions> | undefined,
+  ): ActorRef<unknown> {
+    if (this.#state >= TERMINATING)
+      throw new UnavailableError(`cannot host ${path}: this thread is stopping`);
+    if (this.kernel.registry.has(path) || this.#children?.has(path)) {
+      throw new InvalidRequestError(`an actor already lives at ${path} on this thread`);
+    }
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    const options = resolveMailboxOptions(this.#mailboxOptions, mailbox);
+    return this.#spawnChild(behavior, name, path, options, 'infinity', { key: path, parentRef: parent });
   }
 
   stop(child: ActorRef<never>): void {
@@ -264,7 +344,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     if (box === undefined) {
       box = new RingBuffer<unknown>(8);
       this.#mailbox = box;
-    } else if (box.length >= this.#mailboxOptions.capacity) {
+    } else if (this.#userQueued >= this.#mailboxOptions.capacity) {
       if (this.#mailboxOptions.overflow === 'drop-newest') {
         this.kernel.deadLetter(this.self.path, message, 'mailbox-full');
         return;
@@ -272,6 +352,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       this.#dropOldest(box);
     }
     box.push(message);
+    this.#userQueued++;
     this.kernel.queued++;
     if (!this.scheduled && this.#state === RUNNING) this.kernel.dispatcher.schedule(this);
   }
@@ -290,6 +371,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     if (this.#state === DEAD || messages.length === 0) return;
     if (this.#mailbox === undefined) this.#mailbox = new RingBuffer<unknown>(messages.length);
     for (let i = messages.length - 1; i >= 0; i--) this.#mailbox.unshift(messages[i]);
+    this.#userQueued += messages.length;
     this.kernel.queued += messages.length;
   }
 
@@ -302,6 +384,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
         kept.push(item);
         continue;
       }
+      this.#userQueued--;
       this.kernel.deadLetter(this.self.path, item, 'mailbox-full');
       break;
     }
@@ -334,6 +417,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       if (box === undefined || box.length === 0) return false;
       const message = box.shift();
       this.kernel.queued--;
+      if (!(message instanceof InternalMessage)) this.#userQueued--;
       this.#invoke(message);
       if (--remaining === 0) {
         return (
@@ -409,7 +493,11 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       this.#fail(new DeathPactError(signal.ref.path));
       return;
     }
-    if (next === undefined || next === Behaviors.same || isThenable(next)) return;
+    if (isThenable(next)) {
+      this.#observeRejection(next, `${signal.type} handler`);
+      return;
+    }
+    if (next === undefined || next === Behaviors.same) return;
     this.#become(next as Behavior<TMsg>, signal);
   }
 
@@ -428,6 +516,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
         return;
       default:
         if (isThenable(next)) {
+          this.#observeRejection(next, 'message handler');
           this.#fail(
             new InvalidBehaviorError(
               `a handler of ${this.self.path} returned a promise; handlers are synchronous: ` +
@@ -477,6 +566,11 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
           behavior = spec.factory(stash);
           break;
         }
+        case BehaviorTag.registered: {
+          const registered = behavior as RegisteredBehavior<TMsg>;
+          behavior = registered.factory(registered.props);
+          break;
+        }
         case BehaviorTag.supervise: {
           const wrapper = behavior as SuperviseBehavior<TMsg>;
           if (clauses === 'replace' && !replaced) {
@@ -498,6 +592,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
           break;
         }
         default:
+          if (isThenable(behavior)) this.#observeRejection(behavior, 'setup');
           throw new InvalidBehaviorError(this.#describeInvalid(behavior));
       }
     }
@@ -612,6 +707,11 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     } else {
       this.#sysEnqueue({ kind: SYS_RESTART_READY, generation });
     }
+    // The children this restart stops belong to the failed incarnation: the new one never
+    // watched them, so it is not told of their termination (nor fails on it by a death pact).
+    if (this.#children !== undefined && this.#watching !== undefined) {
+      for (const child of this.#children.values()) this.unwatch(child.self as ActorRef<never>);
+    }
     this.#stopChildrenThen(() => this.#maybeCompleteRestart());
   }
 
@@ -621,6 +721,8 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     if (this.#children !== undefined && this.#children.size > 0) return;
     this.#restart = undefined;
     this.#state = RUNNING;
+    // The failed incarnation's behavior is gone: a setup failure now has nothing to resume.
+    this.#behavior = undefined;
     const index = this.#clauses?.indexOf(restart.clause) ?? -1;
     if (this.#clauses !== undefined && index >= 0) this.#clauses.length = index;
     try {
@@ -643,6 +745,19 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     this.#restart = undefined;
     this.#timers?.cancelAll();
     this.#stopChildrenThen(() => this.#runPostStop());
+  }
+
+  /**
+   * Another party reports how this actor ended (the thread hosting the real actor said so): it
+   * stops with that reason, without consulting its supervision strategy.
+   */
+  terminateAs(error: Error | undefined): void {
+    this.#sysEnqueue({ kind: SYS_TERMINATE_AS, error });
+  }
+
+  /** Another party reports a failure of this actor (its host thread died): its strategy decides. */
+  failAs(error: Error): void {
+    this.#sysEnqueue({ kind: SYS_FAIL, error });
   }
 
   /** Asked by the parent (or the system) to stop. */
@@ -714,7 +829,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       case SYS_CHILD_TERMINATED: {
         const child = message.child;
         const children = this.#children;
-        if (children !== undefined && children.get(child.name) === child) children.delete(child.name);
+        if (children !== undefined && children.get(child.key) === child) children.delete(child.key);
         if (this.#stoppingChild === child) {
           this.#stoppingChild = undefined;
           this.#stopNextChild();
@@ -729,6 +844,12 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
         }
         return;
       }
+      case SYS_TERMINATE_AS:
+        this.#stopSelf(message.error);
+        return;
+      case SYS_FAIL:
+        if (this.#state === RUNNING) this.#fail(message.error);
+        return;
       case SYS_RESTART_READY:
         if (this.#restart !== undefined && this.#restart.generation === message.generation) {
           this.#restart.delayDone = true;
@@ -774,12 +895,27 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     const handler = this.#behavior?.onSignal;
     if (handler === undefined) return;
     try {
-      handler(this, signal);
+      const result = handler(this, signal);
+      if (isThenable(result)) this.#observeRejection(result, `${signal.type} handler`);
     } catch (error) {
       this.log.error(`${signal.type} handler failed: ${toError(error).message}`, {
         error: toError(error).stack,
       });
     }
+  }
+
+  /**
+   * Logs the rejection of a promise a handler returned where the kernel does not wait for one
+   * (the actor has already been failed for it, or the signal needs no cleanup), so that it is
+   * never left unhandled: an unhandled rejection would take the whole process down.
+   */
+  #observeRejection(promise: PromiseLike<unknown>, what: string): void {
+    promise.then(undefined, (error: unknown) => {
+      const cause = toError(error);
+      this.log.error(`the promise a ${what} of ${this.self.path} returned rejected: ${cause.message}`, {
+        error: cause.stack,
+      });
+    });
   }
 
   /** Stops this actor and its subtree at once: no PostStop (OTP's brutal_kill, or a missed shutdown). */
@@ -809,6 +945,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       }
       this.#mailbox = undefined;
     }
+    this.#userQueued = 0;
     this.#system = undefined;
     kernel.unregisterCell(this as ActorCell<unknown>);
     const ref = this.self as ActorRef<never>;

@@ -17,6 +17,11 @@ export interface SpawnOptions {
   mailbox?: Partial<MailboxOptions>;
   /** How long the parent waits for this actor to stop before killing it; default 5000 ms. */
   shutdown?: ShutdownSpec;
+  /**
+   * Where the actor runs: `'main'` (this thread, the default) or a worker-thread dispatcher such
+   * as `'worker'`. Off this thread only behaviors made with `defineBehavior` can run.
+   */
+  dispatcher?: string;
 }
 
 export type PipeOutcome<TValue> = { ok: true; value: TValue } | { ok: false; error: Error };

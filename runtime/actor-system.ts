@@ -5,20 +5,26 @@
  * down, leaving no timer or handle behind.
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { MessagePort } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import type { Logger } from 'winston';
 import { ActorCell } from './actor-cell.ts';
 import type { SpawnOptions } from './actor-context.ts';
 import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
+import { BehaviorRegistry } from './behavior-registry.ts';
 import { type Clock, RealClock } from './clock.ts';
 import { InvalidRequestError, UnavailableError } from './errors.ts';
+import { HostedThread } from './hosted-thread.ts';
 import { Kernel, type SystemEvents } from './kernel.ts';
 import { createLogger, type LogLevel } from './logging.ts';
 import { defaultMailboxOptions, type MailboxOptions, resolveMailboxOptions } from './mailbox-options.ts';
 import { type ReceptionistCommand, receptionistBehavior } from './receptionist.ts';
 import type { Router } from './router.ts';
 import { registerRuntimeMetrics } from './runtime-metrics.ts';
+import { ThreadCodec } from './thread-codec.ts';
+import { type DispatcherConfig, WorkerThreads } from './worker-threads.ts';
 
 export interface ActorSystemOptions {
   /** Shown in logs; default `cloudless`. */
@@ -44,6 +50,19 @@ export interface ActorSystemOptions {
   maxPendingAsks?: number;
   /** Registry for the kernel's metrics; default a new one per system. */
   metrics?: Registry;
+  /**
+   * Modules whose `defineBehavior` exports can be spawned on worker threads (paths, file URLs or
+   * package names). Every thread loads them.
+   */
+  behaviorModules?: string[];
+  /**
+   * Worker-thread dispatchers by name. Default, when `behaviorModules` is given:
+   * `{ worker: { threads: available cores − 1, at least 1 } }`. Without either, actors run on
+   * this thread only.
+   */
+  dispatchers?: Record<string, DispatcherConfig>;
+  /** Internal: this system serves a worker-thread host for the main thread. */
+  hosted?: { tag: string; port: MessagePort; registry: BehaviorRegistry };
 }
 
 export interface StopOptions {
@@ -77,7 +96,14 @@ export class ActorSystem {
   readonly #terminated: Promise<void>;
   #markTerminated!: () => void;
 
-  private constructor(options: ActorSystemOptions) {
+  readonly #registry: BehaviorRegistry;
+  readonly #hostGuardian: ActorCell<unknown> | undefined;
+  #threads: WorkerThreads | undefined;
+  /** Set on a worker-thread host: its link to the main thread. */
+  readonly hostedThread: HostedThread | undefined;
+
+  private constructor(options: ActorSystemOptions, registry: BehaviorRegistry) {
+    this.#registry = registry;
     this.name = options.name ?? 'cloudless';
     this.nodeId = options.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
     if (typeof this.nodeId !== 'string' || this.nodeId.length === 0 || this.nodeId.includes('/')) {
@@ -86,9 +112,17 @@ export class ActorSystem {
       );
     }
     this.clock = options.clock ?? new RealClock();
-    this.log =
-      options.logger ??
-      createLogger({ level: options.logLevel ?? 'info', node: this.nodeId, component: 'runtime' });
+    let log = options.logger;
+    if (log === undefined) {
+      try {
+        log = createLogger({ level: options.logLevel ?? 'info', node: this.nodeId, component: 'runtime' });
+      } catch (error) {
+        throw new InvalidRequestError(`ActorSystem option logLevel: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+    }
+    this.log = log;
     this.metrics = options.metrics ?? new Registry();
     const askTimeoutMs = options.askTimeoutMs ?? 5000;
     if (!(askTimeoutMs > 0 && Number.isFinite(askTimeoutMs))) {
@@ -117,6 +151,7 @@ export class ActorSystem {
       mailbox,
       askTimeoutMs,
       maxPendingAsks: positiveInteger('maxPendingAsks', options.maxPendingAsks, 1_000_000),
+      tempPrefix: options.hosted === undefined ? '/temp' : `/temp/${options.hosted.tag}`,
     });
     this.#kernel.system = this;
     this.#terminated = new Promise((resolve) => {
@@ -134,11 +169,81 @@ export class ActorSystem {
     const system = this.#root.spawn(guardian, { name: 'system', shutdown: 'infinity' });
     this.#user = this.#kernel.registry.get(user.path) as ActorCell<unknown>;
     this.#systemGuardian = this.#kernel.registry.get(system.path) as ActorCell<unknown>;
-    this.receptionist = this.#systemGuardian.spawn(receptionistBehavior(), { name: 'receptionist' });
+    if (options.hosted === undefined) {
+      this.receptionist = this.#systemGuardian.spawn(receptionistBehavior(), { name: 'receptionist' });
+      this.#hostGuardian = undefined;
+      this.hostedThread = undefined;
+    } else {
+      // A host thread has no receptionist of its own: the main thread's serves every thread.
+      this.receptionist = this.#kernel.resolve({ node: this.nodeId, path: '/system/receptionist' });
+      const host = this.#root.spawn(guardian, { name: 'host', shutdown: 'infinity' });
+      this.#hostGuardian = this.#kernel.registry.get(host.path) as ActorCell<unknown>;
+      this.hostedThread = new HostedThread({
+        system: this,
+        kernel: this.#kernel,
+        port: options.hosted.port,
+        codec: new ThreadCodec(this.#kernel),
+        registry,
+      });
+      this.#kernel.router = this.hostedThread;
+    }
   }
 
   static async start(options: ActorSystemOptions = {}): Promise<ActorSystem> {
-    return new ActorSystem(options);
+    const registry = options.hosted?.registry ?? (await BehaviorRegistry.load(options.behaviorModules ?? []));
+    const system = new ActorSystem(options, registry);
+    const dispatchers =
+      options.dispatchers ??
+      (options.hosted === undefined && (options.behaviorModules?.length ?? 0) > 0
+        ? { worker: { threads: Math.max(1, os.availableParallelism() - 1) } }
+        : undefined);
+    if (dispatchers !== undefined && options.hosted === undefined && Object.keys(dispatchers).length > 0) {
+      if ('main' in dispatchers) {
+        await system.stop();
+        throw new InvalidRequestError(
+          "'main' names this thread; choose another name for a worker dispatcher",
+        );
+      }
+      try {
+        system.#threads = await WorkerThreads.start({
+          kernel: system.#kernel,
+          codec: new ThreadCodec(system.#kernel),
+          registry,
+          dispatchers,
+          logLevel: options.logLevel ?? 'info',
+          mailbox: system.#kernel.mailbox,
+          askTimeoutMs: system.#kernel.askTimeoutMs,
+        });
+      } catch (error) {
+        await system.stop();
+        throw error;
+      }
+      system.#kernel.threads = system.#threads;
+      system.#kernel.router = system.#threads;
+    }
+    return system;
+  }
+
+  /** The worker-thread dispatchers of this system, if it has any. */
+  get workerThreads(): WorkerThreads | undefined {
+    return this.#threads;
+  }
+
+  /** Behaviors this thread can host by name. */
+  get behaviors(): BehaviorRegistry {
+    return this.#registry;
+  }
+
+  /** Internal (worker-thread hosts): runs an actor placed here by the main thread, at its path there. */
+  hostActor(
+    behavior: Behavior<unknown>,
+    path: string,
+    parent: ActorRef<never>,
+    mailbox: Partial<MailboxOptions> | undefined,
+  ): ActorRef<unknown> {
+    if (this.#hostGuardian === undefined)
+      throw new InvalidRequestError('only a worker-thread host hosts actors');
+    return this.#hostGuardian.spawnHosted(behavior, path, parent, mailbox);
   }
 
   /** Spawns a top-level actor under `/user`. */
@@ -226,10 +331,13 @@ export class ActorSystem {
     }, timeoutMs);
     try {
       await this.#stopGuardian(this.#user);
+      if (this.#hostGuardian !== undefined) await this.#stopGuardian(this.#hostGuardian);
       await this.#stopGuardian(this.#systemGuardian);
     } finally {
       this.clock.clearTimeout(deadline);
     }
+    // Actors on worker threads stopped with their proxies above; now the threads themselves.
+    await this.#threads?.stop();
     this.#root.kill();
     this.#kernel.failPendingAsks(
       new UnavailableError(`actor system ${this.name} stopped before the reply arrived`),

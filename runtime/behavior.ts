@@ -18,6 +18,7 @@ export const BehaviorTag = {
   timers: 5,
   stash: 6,
   supervise: 7,
+  registered: 8,
 } as const;
 export type BehaviorTag = (typeof BehaviorTag)[keyof typeof BehaviorTag];
 

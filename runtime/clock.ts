@@ -15,8 +15,11 @@ export interface Clock {
 }
 
 interface RealTimerHandle extends TimerHandle {
-  timeout: NodeJS.Timeout;
+  timeout: NodeJS.Timeout | undefined;
 }
+
+/** Node runs a timeout longer than this after 1 ms instead; longer waits are chained. */
+const MAX_NODE_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** The process's monotonic clock and Node timers. */
 export class RealClock implements Clock {
@@ -27,7 +30,14 @@ export class RealClock implements Clock {
   }
 
   setTimeout(callback: () => void, delayMs: number): TimerHandle {
-    const handle: RealTimerHandle = { id: this.#nextId++, timeout: setTimeout(callback, delayMs) };
+    const handle: RealTimerHandle = { id: this.#nextId++, timeout: undefined };
+    const arm = (remainingMs: number): void => {
+      handle.timeout =
+        remainingMs > MAX_NODE_TIMEOUT_MS
+          ? setTimeout(() => arm(remainingMs - MAX_NODE_TIMEOUT_MS), MAX_NODE_TIMEOUT_MS)
+          : setTimeout(callback, remainingMs);
+    };
+    arm(delayMs);
     return handle;
   }
 

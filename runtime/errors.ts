@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'STASH_OVERFLOW'
   | 'INVALID_BEHAVIOR'
   | 'MAX_RESTART_INTENSITY'
-  | 'CHILD_START_FAILED';
+  | 'CHILD_START_FAILED'
+  | 'WORKER_DIED';
 
 export class CloudlessError extends Error {
   readonly code: ErrorCode;
@@ -110,6 +111,13 @@ export class ChildStartError extends CloudlessError {
   }
 }
 
+/** The worker thread hosting an actor died (uncaught error, exit, out of memory). */
+export class WorkerThreadDiedError extends CloudlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WORKER_DIED', message, options);
+  }
+}
+
 const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   NOT_FOUND: (m) => new NotFoundError(m),
   INVALID_REQUEST: (m) => new InvalidRequestError(m),
@@ -122,6 +130,7 @@ const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   INVALID_BEHAVIOR: (m) => new InvalidBehaviorError(m),
   MAX_RESTART_INTENSITY: (m) => new CloudlessError('MAX_RESTART_INTENSITY', m),
   CHILD_START_FAILED: (m) => new CloudlessError('CHILD_START_FAILED', m),
+  WORKER_DIED: (m) => new WorkerThreadDiedError(m),
 };
 
 /** Rebuilds an error that crossed a thread or the wire as the same class, by its code. */

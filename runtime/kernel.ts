@@ -16,6 +16,7 @@ import type { MailboxOptions } from './mailbox-options.ts';
 import { PromiseRef } from './promise-ref.ts';
 import { RemoteActorRef } from './remote-actor-ref.ts';
 import type { Router } from './router.ts';
+import type { ThreadSpawner } from './worker-threads.ts';
 
 export type DeadLetterReason =
   | 'actor-dead'
@@ -60,6 +61,8 @@ export interface KernelInit {
   mailbox: MailboxOptions;
   askTimeoutMs: number;
   maxPendingAsks: number;
+  /** Prefix of ask reply paths; unique per thread so replies find their way back. Default `/temp`. */
+  tempPrefix?: string;
 }
 
 export class Kernel {
@@ -75,6 +78,9 @@ export class Kernel {
   readonly registry = new Map<string, ActorCell<unknown>>();
   readonly temp = new Map<string, PromiseRef<unknown>>();
   router: Router | undefined;
+  /** Worker-thread dispatchers, when this thread has any (the main thread of a system with workers). */
+  threads: ThreadSpawner | undefined;
+  readonly tempPrefix: string;
   system!: ActorSystem;
 
   // Plain counters on the hot path; metrics read them at scrape time.
@@ -98,6 +104,7 @@ export class Kernel {
     this.mailbox = init.mailbox;
     this.askTimeoutMs = init.askTimeoutMs;
     this.maxPendingAsks = init.maxPendingAsks;
+    this.tempPrefix = init.tempPrefix ?? '/temp';
     this.dispatcher = new Dispatcher({ throughput: init.throughput, sliceMs: init.sliceMs });
   }
 
@@ -114,7 +121,7 @@ export class Kernel {
   }
 
   registerTemp(ref: PromiseRef<unknown>): string {
-    const path = `/temp/$${(this.#tempSeq++).toString(36)}`;
+    const path = `${this.tempPrefix}/$${(this.#tempSeq++).toString(36)}`;
     if (!ref.settled) this.temp.set(path, ref);
     return path;
   }
@@ -142,11 +149,25 @@ export class Kernel {
     return new RemoteActorRef<TMsg>(this, address);
   }
 
+  /** Delivers to an actor or ask on this thread; false when nothing lives at `path` here. */
+  deliverLocal(path: string, message: unknown): boolean {
+    const cell = this.registry.get(path);
+    if (cell !== undefined) {
+      cell.self.tell(message);
+      return true;
+    }
+    const temp = this.temp.get(path);
+    if (temp !== undefined) {
+      temp.tell(message);
+      return true;
+    }
+    return false;
+  }
+
   route(to: ActorAddress, message: unknown): void {
-    if (to.node === this.nodeId) {
-      const local = this.resolve(to);
-      if (local instanceof RemoteActorRef) this.deadLetter(to.path, message, 'not-found');
-      else local.tell(message);
+    if (to.node === this.nodeId && this.deliverLocal(to.path, message)) return;
+    if (to.node === this.nodeId && this.router === undefined) {
+      this.deadLetter(to.path, message, 'not-found');
       return;
     }
     if (this.router === undefined) {
@@ -159,10 +180,10 @@ export class Kernel {
   watch(target: ActorRef<never>, watcher: DeathWatcher): void {
     if (target instanceof LocalActorRef) {
       (target.cell as ActorCell<unknown>).addWatcher(watcher);
-    } else if (target.node === this.nodeId) {
-      const cell = this.registry.get(target.path);
-      if (cell !== undefined) cell.addWatcher(watcher);
-      else watcher.deathNotice(target, undefined, false);
+    } else if (target.node === this.nodeId && this.registry.has(target.path)) {
+      this.registry.get(target.path)?.addWatcher(watcher);
+    } else if (target.node === this.nodeId && this.router === undefined) {
+      watcher.deathNotice(target, undefined, false);
     } else if (this.router !== undefined) {
       this.router.watch(target, watcher);
     } else {
@@ -172,8 +193,9 @@ export class Kernel {
 
   unwatch(target: ActorRef<never>, watcher: DeathWatcher): void {
     if (target instanceof LocalActorRef) (target.cell as ActorCell<unknown>).removeWatcher(watcher);
-    else if (target.node === this.nodeId) this.registry.get(target.path)?.removeWatcher(watcher);
-    else this.router?.unwatch(target, watcher);
+    else if (target.node === this.nodeId && this.registry.has(target.path)) {
+      this.registry.get(target.path)?.removeWatcher(watcher);
+    } else this.router?.unwatch(target, watcher);
   }
 
   ask<TMsg, TReply>(

@@ -44,6 +44,11 @@ export class PromiseRef<TReply> implements ActorRef<TReply> {
     return this.#path;
   }
 
+  /** Path of the actor that was asked. */
+  get targetPath(): string {
+    return this.#targetPath;
+  }
+
   get settled(): boolean {
     return this.#done;
   }

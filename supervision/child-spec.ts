@@ -5,7 +5,11 @@
 import type { ShutdownSpec } from '../runtime/actor-context.ts';
 import type { Behavior } from '../runtime/behavior.ts';
 import { InvalidRequestError } from '../runtime/errors.ts';
-import type { MailboxOptions } from '../runtime/mailbox-options.ts';
+import {
+  defaultMailboxOptions,
+  type MailboxOptions,
+  resolveMailboxOptions,
+} from '../runtime/mailbox-options.ts';
 
 /** permanent: always restarted; transient: restarted only after a failure; temporary: never. */
 export type RestartType = 'permanent' | 'transient' | 'temporary';
@@ -90,6 +94,11 @@ export function normalizeChildSpec(spec: ChildSpec<unknown>): NormalizedChildSpe
   const start = spec.start;
   if (typeof start !== 'function' && (typeof start !== 'object' || start === null || !('tag' in start))) {
     throw new InvalidRequestError(`child '${spec.id}': start must be a behavior or a function returning one`);
+  }
+  try {
+    resolveMailboxOptions(defaultMailboxOptions, spec.mailbox);
+  } catch (error) {
+    throw new InvalidRequestError(`child '${spec.id}': ${(error as Error).message}`, { cause: error });
   }
   return {
     id: spec.id,

@@ -85,6 +85,12 @@ interface Child {
   restarting: boolean;
 }
 
+/** A child that failed to start: the error, and its failed incarnation (if one was spawned). */
+interface StartFailure {
+  readonly error: Error;
+  readonly failed: ActorRef<never> | undefined;
+}
+
 type Operation = (done: () => void) => void;
 
 const ok = <TValue>(value: TValue): SupervisorReply<TValue> => ({ ok: true, value });
@@ -118,6 +124,11 @@ class SupervisorState {
   #busy = false;
   /** The child whose termination the current operation waits for. */
   #awaiting: { ref: ActorRef<never>; next: () => void } | undefined;
+  /**
+   * Failed restarts to try again, keyed by the failed incarnation: the retry waits until that
+   * incarnation is gone, so its name is free again (OTP's try_again_restart).
+   */
+  readonly #retries = new Map<ActorRef<never>, () => void>();
 
   constructor(ctx: ActorContext<SupervisorCommand>, flags: NormalizedFlags, maxPending: number) {
     this.#ctx = ctx;
@@ -130,10 +141,12 @@ class SupervisorState {
     for (const spec of specs) {
       const child: Child = { spec, ref: undefined, restarting: false };
       this.#children.push(child);
-      const error = this.#startChild(child);
+      const failure = this.#startChild(child);
       // Throwing here fails the supervisor's start; the kernel stops the children already
       // started, in reverse order, and the parent sees ChildFailed (OTP's failed_to_start_child).
-      if (error !== undefined) throw new ChildStartError(this.#ctx.self.path, spec.id, { cause: error });
+      if (failure !== undefined) {
+        throw new ChildStartError(this.#ctx.self.path, spec.id, { cause: failure.error });
+      }
     }
     return Behaviors.receive<SupervisorCommand>((_ctx, command) => {
       this.#onCommand(command);
@@ -180,20 +193,26 @@ class SupervisorState {
     step();
   }
 
-  /** Spawns the child; returns the error if it failed during its start. */
-  #startChild(child: Child): Error | undefined {
+  /** Spawns the child; returns why, if it failed during its start. */
+  #startChild(child: Child): StartFailure | undefined {
+    const start = child.spec.start;
     let ref: ActorRef<never>;
     try {
-      ref = this.#ctx.spawn(child.spec.start(), {
-        name: child.spec.id,
-        shutdown: child.spec.shutdown,
-        mailbox: child.spec.mailbox,
-      }) as ActorRef<never>;
+      // `start()` runs inside the child's setup, so a start function that throws is a failed
+      // start of that child like a setup that throws, with an incarnation to wait for.
+      ref = this.#ctx.spawn(
+        Behaviors.setup(() => start()),
+        {
+          name: child.spec.id,
+          shutdown: child.spec.shutdown,
+          mailbox: child.spec.mailbox,
+        },
+      ) as ActorRef<never>;
     } catch (error) {
-      return toError(error);
+      return { error: toError(error), failed: undefined };
     }
-    const failure = failureOf(ref);
-    if (failure !== undefined) return failure;
+    const error = failureOf(ref);
+    if (error !== undefined) return { error, failed: ref };
     child.ref = ref;
     child.restarting = false;
     this.#byRef.set(ref, child);
@@ -211,6 +230,12 @@ class SupervisorState {
 
   #onSignal(signal: Signal): void {
     if (signal.type !== 'Terminated' && signal.type !== 'ChildFailed') return;
+    const retry = this.#retries.get(signal.ref);
+    if (retry !== undefined) {
+      this.#retries.delete(signal.ref);
+      retry();
+      return;
+    }
     const child = this.#byRef.get(signal.ref);
     if (child === undefined) return;
     this.#byRef.delete(signal.ref);
@@ -256,17 +281,32 @@ class SupervisorState {
           continue;
         }
         if (!this.#children.includes(c)) continue;
-        const error = this.#startChild(c);
-        if (error !== undefined) {
-          // A child that fails to start counts as another restart (OTP's try_again_restart).
-          c.restarting = true;
-          this.#ctx.log.error(`child '${c.spec.id}' failed to restart: ${error.message}`);
-          this.#operations.unshift((next) => this.#restartAfterExit(c, error, next));
+        const failure = this.#startChild(c);
+        if (failure !== undefined) {
+          this.#tryAgainLater(c, failure);
           break;
         }
       }
       done();
     });
+  }
+
+  /**
+   * A child that fails to start during a restart is restarted again, and that counts as another
+   * restart (OTP's try_again_restart), so a child that always fails escalates instead of looping.
+   * The retry waits until the failed incarnation has terminated: until then its name is taken.
+   */
+  #tryAgainLater(child: Child, failure: StartFailure): void {
+    child.restarting = true;
+    this.#ctx.log.error(`child '${child.spec.id}' failed to restart: ${failure.error.message}`);
+    const retry: Operation = (done) => this.#restartAfterExit(child, failure.error, done);
+    if (failure.failed === undefined) {
+      // Nothing to wait for (the spawn itself was refused): try again next.
+      this.#operations.unshift(retry);
+      return;
+    }
+    this.#retries.set(failure.failed, () => this.#enqueue(retry));
+    this.#ctx.watch(failure.failed);
   }
 
   /** Throws (failing the supervisor, which escalates) once intensity is exceeded. */
@@ -386,9 +426,10 @@ class SupervisorState {
       );
     }
     const child: Child = { spec, ref: undefined, restarting: false };
-    const error = this.#startChild(child);
-    if (error !== undefined)
-      return failed(new ChildStartError(this.#ctx.self.path, spec.id, { cause: error }));
+    const failure = this.#startChild(child);
+    if (failure !== undefined) {
+      return failed(new ChildStartError(this.#ctx.self.path, spec.id, { cause: failure.error }));
+    }
     this.#children.push(child);
     return ok(child.ref as ActorRef<never>);
   }
@@ -397,8 +438,10 @@ class SupervisorState {
     const child = this.#find(id);
     if (child === undefined) return failed(this.#notFound(id));
     if (child.ref !== undefined) return failed(this.#running(id));
-    const error = this.#startChild(child);
-    if (error !== undefined) return failed(new ChildStartError(this.#ctx.self.path, id, { cause: error }));
+    const failure = this.#startChild(child);
+    if (failure !== undefined) {
+      return failed(new ChildStartError(this.#ctx.self.path, id, { cause: failure.error }));
+    }
     return ok(child.ref as unknown as ActorRef<never>);
   }
 

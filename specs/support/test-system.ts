@@ -6,6 +6,7 @@ import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { ActorSystem, type ActorSystemOptions } from '../../runtime/actor-system.ts';
 import { Behaviors } from '../../runtime/behavior.ts';
 import { TimeoutError } from '../../runtime/errors.ts';
+import type { DeadLetter } from '../../runtime/kernel.ts';
 
 export function startTestSystem(options: ActorSystemOptions = {}): Promise<ActorSystem> {
   return ActorSystem.start({ logLevel: 'silent', ...options });
@@ -66,4 +67,53 @@ export function spawnProbe<TMsg>(system: ActorSystem, name?: string): Probe<TMsg
 /** Lets the dispatcher run everything that is ready (several event-loop turns). */
 export async function settle(turns = 5): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Records every dead letter the system publishes from now on. */
+export function collectDeadLetters(system: ActorSystem): DeadLetter[] {
+  const letters: DeadLetter[] = [];
+  system.on('dead-letter:publish', (letter) => letters.push(letter));
+  return letters;
+}
+
+/** Records every actor failure the system reports from now on. */
+export function collectFailures(system: ActorSystem): { path: string; error: Error }[] {
+  const failures: { path: string; error: Error }[] = [];
+  system.on('actor:failure', ({ ref, error }) => failures.push({ path: ref.path, error }));
+  return failures;
+}
+
+export interface Tracked<T> {
+  readonly settled: boolean;
+  readonly value: T | undefined;
+  readonly error: unknown;
+}
+
+/** Watches a promise's outcome without awaiting it (and marks its rejection as handled). */
+export function track<T>(promise: Promise<T>): Tracked<T> {
+  const state: { settled: boolean; value: T | undefined; error: unknown } = {
+    settled: false,
+    value: undefined,
+    error: undefined,
+  };
+  promise.then(
+    (value) => {
+      state.settled = true;
+      state.value = value;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+/** The value of one sample in Prometheus text format, or undefined when absent. */
+export function sampleValue(text: string, name: string, labels = ''): number | undefined {
+  const key = labels === '' ? name : `${name}{${labels}}`;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${key} `)) return Number(line.slice(key.length + 1));
+  }
+  return undefined;
 }

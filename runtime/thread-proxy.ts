@@ -1,0 +1,88 @@
+/**
+ * The main-thread side of an actor that lives on a worker thread. The actor's ref is a
+ * `WorkerActorRef`: its `tell` goes straight into the channel to the worker (one array push, no
+ * hop through a mailbox here). Behind the ref sits a local proxy actor that is the child its
+ * parent supervises and watches: it spawns the real actor on a host, stops it when it is stopped,
+ * terminates as the real actor terminates, and fails (so its supervisor restarts it, on a live
+ * host) when the host thread dies. While the proxy restarts, messages wait in its mailbox and are
+ * forwarded, in order, before the ref talks to the new host directly again.
+ */
+import type { ActorCell } from './actor-cell.ts';
+import { type Behavior, Behaviors } from './behavior.ts';
+import { LocalActorRef } from './local-actor-ref.ts';
+import type { RegisteredBehavior } from './registered-behavior.ts';
+import type { SpawnMailbox, StrategyData } from './thread-protocol.ts';
+import type { WorkerHost } from './worker-host.ts';
+
+export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
+  /** Set while the proxy's mailbox is empty and the hosted actor is up: tells bypass the proxy. */
+  route: WorkerHost | undefined;
+  /** The host of the current incarnation, for routing to its descendants. */
+  host: WorkerHost | undefined;
+
+  override tell(message: TMsg): void {
+    const route = this.route;
+    if (route !== undefined) route.channel.send(this.path, message);
+    else this.cell.enqueue(message);
+  }
+}
+
+export interface ProxyHost {
+  pickHost(dispatcher: string): WorkerHost;
+  track(ref: WorkerActorRef<unknown>, host: WorkerHost): void;
+  untrack(ref: WorkerActorRef<unknown>, host: WorkerHost): void;
+  spawnOn(
+    host: WorkerHost,
+    path: string,
+    remote: RegisteredBehavior<unknown>,
+    strategies: readonly StrategyData[],
+    parent: string,
+    mailbox: SpawnMailbox | undefined,
+  ): void;
+}
+
+export function proxyBehavior(
+  threads: ProxyHost,
+  dispatcher: string,
+  remote: RegisteredBehavior<unknown>,
+  strategies: readonly StrategyData[],
+  mailbox: SpawnMailbox | undefined,
+): Behavior<unknown> {
+  return Behaviors.setup<unknown>((ctx) => {
+    const self = ctx.self as WorkerActorRef<unknown>;
+    const cell = ctx as unknown as ActorCell<unknown>;
+    const host = threads.pickHost(dispatcher);
+    threads.spawnOn(host, self.path, remote, strategies, ctx.parent?.path ?? '/', mailbox);
+    self.host = host;
+    threads.track(self, host);
+    const detach = (): void => {
+      self.route = undefined;
+      threads.untrack(self, host);
+    };
+    // Killed (brutal_kill, or a missed shutdown) skips PostStop: the hosted actor goes too.
+    cell.onDead = () => {
+      detach();
+      void host.stopRemote(self.path, true);
+    };
+    const attachIfDrained = (): void => {
+      if (cell.mailboxSize === 0 && host.alive) self.route = host;
+    };
+    attachIfDrained();
+    return Behaviors.receive<unknown>((_ctx, message) => {
+      host.channel.send(self.path, message);
+      attachIfDrained();
+      return Behaviors.same;
+    }).receiveSignal((_ctx, signal) => {
+      if (signal.type === 'PostStop') {
+        detach();
+        return host.stopRemote(self.path, false);
+      }
+      if (signal.type === 'PreRestart') {
+        // The proxy restarts only when its host died; kill the old incarnation in case it did not.
+        detach();
+        void host.stopRemote(self.path, true);
+      }
+      return Behaviors.same;
+    });
+  });
+}

@@ -1,0 +1,191 @@
+/**
+ * The main thread's handle on one worker-thread host: the Worker, the batched channel to it,
+ * death watch through it, and the actors it hosts for us. A host that dies is reported to its
+ * owner (`WorkerThreads`), which fails those actors and starts a replacement.
+ */
+import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { Kernel } from './kernel.ts';
+import type { RegisteredBehavior } from './registered-behavior.ts';
+import { ThreadChannel } from './thread-channel.ts';
+import type { ThreadCodec } from './thread-codec.ts';
+import type { ControlMessage, SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
+import { ThreadWatches } from './thread-watches.ts';
+
+export interface WorkerHostInit {
+  /** Unique among all hosts ever started by this system: `w<slot>g<generation>`. */
+  tag: string;
+  dispatcher: string;
+  slot: number;
+  kernel: Kernel;
+  codec: ThreadCodec;
+  modules: readonly string[];
+  logLevel: string;
+  resourceLimits: ResourceLimits | undefined;
+  mailbox: { capacity: number; overflow: 'drop-newest' | 'drop-oldest' };
+  askTimeoutMs: number;
+  onTerminated: (host: WorkerHost, path: string, error: WireError | undefined) => void;
+  onExit: (host: WorkerHost, code: number, error: Error | undefined) => void;
+}
+
+export class WorkerHost {
+  readonly tag: string;
+  readonly dispatcher: string;
+  readonly slot: number;
+  readonly worker: Worker;
+  readonly channel: ThreadChannel;
+  readonly watches: ThreadWatches;
+  readonly ready: Promise<void>;
+  /** Paths of actors spawned here and not yet reported terminated. */
+  readonly liveRemotes = new Set<string>();
+  alive = true;
+  /** Became ready once; a host that dies before that is not replaced (it would only die again). */
+  wasReady = false;
+  /** Set once we asked it to shut down, so its exit is expected. */
+  shuttingDown = false;
+  readonly #kernel: Kernel;
+  readonly #stopWaiters = new Map<string, (() => void)[]>();
+  #lastError: Error | undefined;
+
+  constructor(init: WorkerHostInit) {
+    this.tag = init.tag;
+    this.dispatcher = init.dispatcher;
+    this.slot = init.slot;
+    this.#kernel = init.kernel;
+    this.worker = new Worker(new URL('./worker-host-main.ts', import.meta.url), {
+      workerData: {
+        nodeId: init.kernel.nodeId,
+        tag: init.tag,
+        modules: init.modules,
+        logLevel: init.logLevel,
+        mailbox: init.mailbox,
+        askTimeoutMs: init.askTimeoutMs,
+      },
+      resourceLimits: init.resourceLimits,
+    });
+    const kernel = init.kernel;
+    this.channel = new ThreadChannel(this.worker, init.codec, (path, message) =>
+      kernel.deadLetter(path, message, 'mailbox-full'),
+    );
+    this.watches = new ThreadWatches(kernel, (message) => this.channel.control(message));
+    let markReady!: () => void;
+    let failReady!: (error: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    // A host that never becomes ready is reported through its exit; nobody has to await this.
+    this.ready.catch(() => {});
+    this.worker.on('message', (message: ControlMessage) => {
+      switch (message.t) {
+        case 'ready':
+          this.wasReady = true;
+          markReady();
+          return;
+        case 'init-failed':
+          this.#lastError = new Error(message.error.message);
+          failReady(this.#lastError);
+          return;
+        case 'terminated':
+          this.liveRemotes.delete(message.path);
+          this.#releaseStopWaiters(message.path);
+          init.onTerminated(this, message.path, message.error);
+          return;
+        default:
+          this.#onMessage(message);
+      }
+    });
+    this.worker.on('error', (error) => {
+      this.#lastError = error;
+      failReady(error);
+    });
+    this.worker.on('exit', (code) => {
+      this.alive = false;
+      failReady(this.#lastError ?? new Error(`worker exited with code ${code}`));
+      for (const path of [...this.#stopWaiters.keys()]) this.#releaseStopWaiters(path);
+      init.onExit(this, code, this.#lastError);
+    });
+  }
+
+  #onMessage(message: ControlMessage): void {
+    switch (message.t) {
+      case 'batch': {
+        const envelopes = this.channel.decode(message.data);
+        const kernel = this.#kernel;
+        const node = kernel.nodeId;
+        for (let i = 0; i < envelopes.length; i += 2) {
+          kernel.route({ node, path: envelopes[i] as string }, envelopes[i + 1]);
+        }
+        this.channel.owe(message.n);
+        return;
+      }
+      case 'ack':
+        this.channel.acknowledged(message.n);
+        return;
+      case 'watch':
+        this.watches.serve(message.id, message.path);
+        return;
+      case 'unwatch':
+        this.watches.stopServing(message.id);
+        return;
+      case 'death':
+        this.watches.onDeath(message.id, message.error);
+        return;
+      default:
+        this.#kernel.logger.warn(`unexpected message from worker host ${this.tag}: ${String(message.t)}`);
+    }
+  }
+
+  spawnRemote(
+    path: string,
+    behavior: RegisteredBehavior<unknown>,
+    strategies: readonly StrategyData[],
+    parent: string,
+    codec: ThreadCodec,
+    mailbox: SpawnMailbox | undefined,
+  ): void {
+    this.liveRemotes.add(path);
+    this.channel.control({
+      t: 'spawn',
+      path,
+      behavior: behavior.definitionName,
+      props: codec.encode(behavior.props),
+      strategies,
+      parent,
+      mailbox,
+    });
+  }
+
+  /** Asks the hosted actor to stop; resolves when it has terminated (or the host died). */
+  stopRemote(path: string, brutal: boolean): Promise<void> {
+    if (!this.alive || !this.liveRemotes.has(path)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiters = this.#stopWaiters.get(path);
+      if (waiters === undefined) this.#stopWaiters.set(path, [resolve]);
+      else waiters.push(resolve);
+      this.channel.control({ t: brutal ? 'kill' : 'stop', path });
+    });
+  }
+
+  #releaseStopWaiters(path: string): void {
+    const waiters = this.#stopWaiters.get(path);
+    if (waiters === undefined) return;
+    this.#stopWaiters.delete(path);
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Asks the host to stop its actors and exit; resolves on exit, terminating it after `timeoutMs`. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (!this.alive) return;
+    this.shuttingDown = true;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.channel.control({ t: 'shutdown' });
+    const timer = setTimeout(() => {
+      void this.worker.terminate();
+    }, timeoutMs);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

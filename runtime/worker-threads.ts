@@ -1,0 +1,329 @@
+/**
+ * Worker-thread dispatchers on the main thread: named pools of worker-thread hosts, placement of
+ * actors on them, routing of envelopes and death watch to whatever lives there, and
+ * let-it-crash at thread level: when a host dies, every actor on it fails (their supervisors
+ * restart them on a live host), asks to them fail, and the thread is replaced.
+ */
+import type { ResourceLimits } from 'node:worker_threads';
+import type { DeathWatcher } from './actor-cell.ts';
+import type { ActorAddress, ActorRef } from './actor-ref.ts';
+import type { Behavior } from './behavior.ts';
+import { BehaviorTag, SuperviseBehavior } from './behavior.ts';
+import type { BehaviorRegistry } from './behavior-registry.ts';
+import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedError } from './errors.ts';
+import type { Kernel } from './kernel.ts';
+import type { MailboxOptions } from './mailbox-options.ts';
+import type { RegisteredBehavior } from './registered-behavior.ts';
+import type { Envelope, Router } from './router.ts';
+import type { SupervisorStrategy } from './supervisor-strategy.ts';
+import type { ThreadCodec } from './thread-codec.ts';
+import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
+import { type ProxyHost, proxyBehavior, WorkerActorRef } from './thread-proxy.ts';
+import { WorkerHost } from './worker-host.ts';
+
+export interface DispatcherConfig {
+  /** Worker threads in this dispatcher; default: available cores − 1, at least 1. */
+  threads?: number;
+  /** V8 limits per worker (an actor that exceeds them kills its thread, not the node). */
+  resourceLimits?: ResourceLimits;
+}
+
+export interface WorkerThreadsInit {
+  kernel: Kernel;
+  codec: ThreadCodec;
+  registry: BehaviorRegistry;
+  dispatchers: Record<string, DispatcherConfig>;
+  logLevel: string;
+  mailbox: MailboxOptions;
+  askTimeoutMs: number;
+  /** How long a starting thread may take to load its modules; default 20 s. */
+  startTimeoutMs?: number;
+}
+
+/** What `ActorCell.spawn` needs to put an actor on another thread. */
+export interface ThreadSpawner {
+  readonly dispatcherNames: readonly string[];
+  prepare(
+    behavior: Behavior<unknown>,
+    dispatcher: string,
+    mailbox: Partial<MailboxOptions> | undefined,
+  ): { behavior: Behavior<unknown>; makeSelf: typeof makeWorkerRef };
+}
+
+function makeWorkerRef(
+  cell: ConstructorParameters<typeof WorkerActorRef>[0],
+  node: string,
+  path: string,
+): WorkerActorRef<unknown> {
+  return new WorkerActorRef(cell, node, path);
+}
+
+function strategyData(strategy: SupervisorStrategy, errorClassName: string | undefined): StrategyData {
+  switch (strategy.kind) {
+    case 'restart':
+      return {
+        kind: 'restart',
+        maxRestarts: strategy.maxRestarts,
+        withinMs: strategy.withinMs,
+        errorClassName,
+      };
+    case 'backoff':
+      return {
+        kind: 'backoff',
+        minMs: strategy.minMs,
+        maxMs: strategy.maxMs,
+        jitter: strategy.jitter,
+        resetAfterMs: strategy.resetAfterMs,
+        maxRestarts: strategy.maxRestarts,
+        errorClassName,
+      };
+    default:
+      return { kind: strategy.kind, errorClassName };
+  }
+}
+
+interface Slot {
+  host: WorkerHost;
+  readonly config: DispatcherConfig;
+}
+
+export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
+  readonly #init: WorkerThreadsInit;
+  readonly #kernel: Kernel;
+  readonly #slots = new Map<string, Slot[]>();
+  readonly #byTag = new Map<string, WorkerHost>();
+  readonly #proxies = new Map<WorkerHost, Set<WorkerActorRef<unknown>>>();
+  readonly #nextPick = new Map<string, number>();
+  #generation = 0;
+  #stopping = false;
+
+  private constructor(init: WorkerThreadsInit) {
+    this.#init = init;
+    this.#kernel = init.kernel;
+  }
+
+  static async start(init: WorkerThreadsInit): Promise<WorkerThreads> {
+    const threads = new WorkerThreads(init);
+    const starting: Promise<void>[] = [];
+    for (const [name, config] of Object.entries(init.dispatchers)) {
+      const count = config.threads ?? 1;
+      if (!Number.isInteger(count) || count < 1 || count > 256) {
+        throw new InvalidRequestError(
+          `dispatcher '${name}': threads must be an integer from 1 to 256, got ${count}`,
+        );
+      }
+      const slots: Slot[] = [];
+      for (let index = 0; index < count; index++) {
+        const host = threads.#startHost(name, index, config);
+        slots.push({ host, config });
+        starting.push(host.ready);
+      }
+      threads.#slots.set(name, slots);
+    }
+    const timeoutMs = init.startTimeoutMs ?? 20_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.all(starting),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new UnavailableError(`worker threads did not start within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } catch (error) {
+      await threads.stop();
+      throw new UnavailableError(`cannot start worker-thread hosts: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    return threads;
+  }
+
+  get dispatcherNames(): readonly string[] {
+    return [...this.#slots.keys()];
+  }
+
+  /** Live hosts, for tests and stats. */
+  hosts(dispatcher: string): readonly WorkerHost[] {
+    return (this.#slots.get(dispatcher) ?? []).map((slot) => slot.host).filter((host) => host.alive);
+  }
+
+  #startHost(dispatcher: string, slotIndex: number, config: DispatcherConfig): WorkerHost {
+    const tag = `w${slotIndex}g${this.#generation++}`;
+    const host = new WorkerHost({
+      tag,
+      dispatcher,
+      slot: slotIndex,
+      kernel: this.#kernel,
+      codec: this.#init.codec,
+      modules: this.#init.registry.modules,
+      logLevel: this.#init.logLevel,
+      resourceLimits: config.resourceLimits,
+      mailbox: { capacity: this.#init.mailbox.capacity, overflow: this.#init.mailbox.overflow },
+      askTimeoutMs: this.#init.askTimeoutMs,
+      onTerminated: (h, path, error) => this.#onTerminated(h, path, error),
+      onExit: (h, code, error) => this.#onExit(h, code, error),
+    });
+    this.#byTag.set(tag, host);
+    this.#proxies.set(host, new Set());
+    return host;
+  }
+
+  // ---------------------------------------------------------------- placement
+
+  prepare(
+    behavior: Behavior<unknown>,
+    dispatcher: string,
+    mailbox: Partial<MailboxOptions> | undefined,
+  ): { behavior: Behavior<unknown>; makeSelf: typeof makeWorkerRef } {
+    if (!this.#slots.has(dispatcher)) {
+      throw new InvalidRequestError(
+        `no dispatcher named '${dispatcher}'; configured: main, ${this.dispatcherNames.join(', ')}`,
+      );
+    }
+    const wrappers: SuperviseBehavior<unknown>[] = [];
+    let inner: Behavior<unknown> = behavior;
+    while (inner.tag === BehaviorTag.supervise) {
+      wrappers.push(inner as SuperviseBehavior<unknown>);
+      inner = (inner as SuperviseBehavior<unknown>).inner;
+    }
+    if (inner.tag !== BehaviorTag.registered) {
+      throw new InvalidRequestError(
+        `only behaviors defined with defineBehavior can run on dispatcher '${dispatcher}' (their code must be ` +
+          `loaded there); define it in a module listed in behaviorModules (loaded: ${this.#modulesText()})`,
+      );
+    }
+    const remote = inner as RegisteredBehavior<unknown>;
+    this.#init.registry.get(remote.definitionName);
+    const strategies = wrappers.map((wrapper) => strategyData(wrapper.strategy, wrapper.errorClass?.name));
+    const spawnMailbox: SpawnMailbox | undefined =
+      mailbox === undefined ? undefined : { capacity: mailbox.capacity, overflow: mailbox.overflow };
+    // The proxy carries the same strategies: they decide what happens when the host thread dies.
+    let proxied: Behavior<unknown> = proxyBehavior(this, dispatcher, remote, strategies, spawnMailbox);
+    for (let i = wrappers.length - 1; i >= 0; i--) {
+      const wrapper = wrappers[i] as SuperviseBehavior<unknown>;
+      proxied = new SuperviseBehavior(proxied, wrapper.strategy, wrapper.errorClass);
+    }
+    return { behavior: proxied, makeSelf: makeWorkerRef };
+  }
+
+  #modulesText(): string {
+    const modules = this.#init.registry.modules;
+    return modules.length === 0 ? 'none' : modules.join(', ');
+  }
+
+  pickHost(dispatcher: string): WorkerHost {
+    const slots = this.#slots.get(dispatcher) ?? [];
+    const start = this.#nextPick.get(dispatcher) ?? 0;
+    for (let i = 0; i < slots.length; i++) {
+      const index = (start + i) % slots.length;
+      const host = (slots[index] as Slot).host;
+      if (host.alive && !host.shuttingDown) {
+        this.#nextPick.set(dispatcher, index + 1);
+        return host;
+      }
+    }
+    throw new UnavailableError(`dispatcher '${dispatcher}' has no live worker thread to place an actor on`);
+  }
+
+  spawnOn(
+    host: WorkerHost,
+    path: string,
+    remote: RegisteredBehavior<unknown>,
+    strategies: readonly StrategyData[],
+    parent: string,
+    mailbox: SpawnMailbox | undefined,
+  ): void {
+    host.spawnRemote(path, remote, strategies, parent, this.#init.codec, mailbox);
+  }
+
+  track(ref: WorkerActorRef<unknown>, host: WorkerHost): void {
+    this.#proxies.get(host)?.add(ref);
+  }
+
+  untrack(ref: WorkerActorRef<unknown>, host: WorkerHost): void {
+    this.#proxies.get(host)?.delete(ref);
+  }
+
+  // ---------------------------------------------------------------- routing (Router)
+
+  /** The host of the actor at `path`: the worker actor itself, a descendant of it, or an ask's reply ref. */
+  hostForPath(path: string): WorkerHost | undefined {
+    if (path.startsWith('/temp/')) {
+      const tag = path.slice(6, path.indexOf('/', 6) === -1 ? undefined : path.indexOf('/', 6));
+      return this.#byTag.get(tag);
+    }
+    const registry = this.#kernel.registry;
+    for (let prefix = path; prefix.length > 1; prefix = prefix.slice(0, prefix.lastIndexOf('/'))) {
+      const cell = registry.get(prefix);
+      if (cell === undefined) continue;
+      const self = cell.self;
+      return self instanceof WorkerActorRef ? self.host : undefined;
+    }
+    return undefined;
+  }
+
+  deliver(envelope: Envelope): void {
+    const host = this.hostForPath(envelope.to.path);
+    if (host?.alive) host.channel.send(envelope.to.path, envelope.message);
+    else this.#kernel.deadLetter(envelope.to.path, envelope.message, 'not-found');
+  }
+
+  watch(target: ActorAddress, watcher: DeathWatcher): void {
+    const host = this.hostForPath(target.path);
+    if (host?.alive) host.watches.request(target as ActorRef<never>, watcher);
+    else watcher.deathNotice(target as ActorRef<never>, undefined, false);
+  }
+
+  unwatch(target: ActorAddress, watcher: DeathWatcher): void {
+    this.hostForPath(target.path)?.watches.cancel(target, watcher);
+  }
+
+  // ---------------------------------------------------------------- events from hosts
+
+  #onTerminated(host: WorkerHost, path: string, error: WireError | undefined): void {
+    const cell = this.#kernel.registry.get(path);
+    if (cell === undefined || !(cell.self instanceof WorkerActorRef) || cell.self.host !== host) return;
+    cell.terminateAs(error === undefined ? undefined : errorFromWire(error));
+  }
+
+  #onExit(host: WorkerHost, code: number, cause: Error | undefined): void {
+    this.#byTag.delete(host.tag);
+    const proxies = [...(this.#proxies.get(host) ?? [])];
+    this.#proxies.delete(host);
+    if (host.shuttingDown || this.#stopping) return;
+    const reason = cause?.message ?? `exit code ${code}`;
+    const died = new WorkerThreadDiedError(
+      `worker thread ${host.tag} of dispatcher '${host.dispatcher}' died (${reason}); ` +
+        'its actors fail and their supervisors decide whether they restart on a live thread',
+      { cause },
+    );
+    this.#kernel.logger.error(died.message);
+    for (const ask of [...this.#kernel.pendingAsks]) {
+      if (this.hostForPath(ask.targetPath) === host) ask.fail(died);
+    }
+    const pending = host.channel.abandon();
+    for (let i = 0; i < pending.length; i += 2) {
+      this.#kernel.deadLetter(pending[i] as string, pending[i + 1], 'actor-dead');
+    }
+    host.watches.endAll(died);
+    // Replace the thread first, so the restarts below find a live host.
+    const slot = this.#slots.get(host.dispatcher)?.[host.slot];
+    if (slot !== undefined && slot.host === host && host.wasReady) {
+      slot.host = this.#startHost(host.dispatcher, host.slot, slot.config);
+    }
+    for (const ref of proxies) ref.cell.failAs(died);
+  }
+
+  /** Stops every host (after the actors on them have been stopped through their proxies). */
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.#stopping = true;
+    const hosts: WorkerHost[] = [];
+    for (const slots of this.#slots.values()) for (const slot of slots) hosts.push(slot.host);
+    await Promise.all(hosts.map((host) => host.shutdown(timeoutMs)));
+  }
+}
