@@ -680,7 +680,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
 
   #beginRestart(clause: SupervisionClause, error: Error, delayMs: number): void {
     this.kernel.restarts++;
-    this.kernel.events.emit('actor:restart', { ref: this.self as ActorRef<never>, error, delayMs });
+    this.kernel.emit('actor:restart', { ref: this.self as ActorRef<never>, error, delayMs });
     if (this.#behavior !== undefined) this.#signalQuietly(PreRestart);
     this.#timers?.cancelAll();
     this.#dropStashes();
@@ -772,7 +772,8 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       child.kill();
       return;
     }
-    if (typeof shutdown === 'number' && child.#killTimer === undefined && !child.isTerminating) {
+    // The bound holds even for a child already stopping on its own (OTP waits `Shutdown` ms either way).
+    if (typeof shutdown === 'number' && child.#killTimer === undefined) {
       child.#killTimer = this.kernel.clock.setTimeout(() => {
         child.#killTimer = undefined;
         child.log.warn(`did not stop within its shutdown of ${shutdown} ms; killing it`);
@@ -969,9 +970,9 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
       parent.#sysEnqueue({ kind: SYS_CHILD_TERMINATED, child: this as ActorCell<unknown> });
     kernel.stopped++;
     if (error !== undefined) {
-      kernel.events.emit('actor:stop', { ref, error });
+      kernel.emit('actor:stop', { ref, error });
     } else if (kernel.events.listenerCount('actor:stop') > 0) {
-      kernel.events.emit('actor:stop', { ref, error: undefined });
+      kernel.emit('actor:stop', { ref, error: undefined });
     }
     const onDead = this.onDead;
     this.onDead = undefined;

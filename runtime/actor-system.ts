@@ -15,6 +15,8 @@ import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
 import { BehaviorRegistry } from './behavior-registry.ts';
 import { type Clock, RealClock } from './clock.ts';
+import { ComputePool, type ComputePoolInit, type ComputeRunOptions } from './compute-pool.ts';
+import type { ComputeTask } from './compute-task.ts';
 import { InvalidRequestError, UnavailableError } from './errors.ts';
 import { HostedThread } from './hosted-thread.ts';
 import { Kernel, type SystemEvents } from './kernel.ts';
@@ -23,6 +25,7 @@ import { defaultMailboxOptions, type MailboxOptions, resolveMailboxOptions } fro
 import { type ReceptionistCommand, receptionistBehavior } from './receptionist.ts';
 import type { Router } from './router.ts';
 import { registerRuntimeMetrics } from './runtime-metrics.ts';
+import { exposeSystemHandle, type SystemHandleInit } from './system-handle.ts';
 import { ThreadCodec } from './thread-codec.ts';
 import { type DispatcherConfig, WorkerThreads } from './worker-threads.ts';
 
@@ -61,6 +64,11 @@ export interface ActorSystemOptions {
    * this thread only.
    */
   dispatchers?: Record<string, DispatcherConfig>;
+  /**
+   * The compute pool for stateless CPU work (`system.compute`). It starts on first use, or at
+   * start when `modules` are given (so a module that does not load fails the start).
+   */
+  compute?: Omit<ComputePoolInit, 'logger'>;
   /** Internal: this system serves a worker-thread host for the main thread. */
   hosted?: { tag: string; port: MessagePort; registry: BehaviorRegistry };
 }
@@ -99,11 +107,15 @@ export class ActorSystem {
   readonly #registry: BehaviorRegistry;
   readonly #hostGuardian: ActorCell<unknown> | undefined;
   #threads: WorkerThreads | undefined;
+  readonly #computeOptions: Omit<ComputePoolInit, 'logger'> | undefined;
+  #compute: Promise<ComputePool> | undefined;
+  readonly #handles = new Set<() => void>();
   /** Set on a worker-thread host: its link to the main thread. */
   readonly hostedThread: HostedThread | undefined;
 
   private constructor(options: ActorSystemOptions, registry: BehaviorRegistry) {
     this.#registry = registry;
+    this.#computeOptions = options.compute;
     this.name = options.name ?? 'cloudless';
     this.nodeId = options.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
     if (typeof this.nodeId !== 'string' || this.nodeId.length === 0 || this.nodeId.includes('/')) {
@@ -157,7 +169,15 @@ export class ActorSystem {
     this.#terminated = new Promise((resolve) => {
       this.#markTerminated = resolve;
     });
-    registerRuntimeMetrics(this.metrics, this.#kernel);
+    try {
+      registerRuntimeMetrics(this.metrics, this.#kernel);
+    } catch (error) {
+      throw new InvalidRequestError(
+        'the metrics registry already holds the cloudless_actor_* metrics of another actor system; ' +
+          'give each system its own registry (the default) or merge registries with prom-client',
+        { cause: error },
+      );
+    }
 
     const guardian = Behaviors.receive<unknown>(() => Behaviors.unhandled).receiveSignal(
       () => Behaviors.same,
@@ -221,7 +241,59 @@ export class ActorSystem {
       system.#kernel.threads = system.#threads;
       system.#kernel.router = system.#threads;
     }
+    if ((options.compute?.modules?.length ?? 0) > 0) {
+      try {
+        await system.#computePool();
+      } catch (error) {
+        await system.stop();
+        throw error;
+      }
+    }
     return system;
+  }
+
+  #computePool(): Promise<ComputePool> {
+    if (this.#compute === undefined) {
+      this.#compute = ComputePool.start({ ...this.#computeOptions, logger: this.log });
+      // A pool that failed to start is retried on the next call rather than cached as failed.
+      this.#compute.catch(() => {
+        this.#compute = undefined;
+      });
+    }
+    return this.#compute;
+  }
+
+  /**
+   * Runs stateless CPU work (hashing, compression, function-style tasks) on the compute pool, off
+   * every actor's thread. Built-in tasks: `sha256`, `gzip`, `gunzip`; more come from
+   * `compute.modules`. Bounded queue (`UnavailableError` when full), `signal` cancels.
+   */
+  compute<TIn, TOut>(task: ComputeTask<TIn, TOut>, input: TIn, options?: ComputeRunOptions): Promise<TOut>;
+  compute<TOut = unknown>(task: string, input: unknown, options?: ComputeRunOptions): Promise<TOut>;
+  compute(
+    task: string | ComputeTask<unknown, unknown>,
+    input: unknown,
+    options?: ComputeRunOptions,
+  ): Promise<unknown> {
+    if (this.#stopping !== undefined) {
+      return Promise.reject(
+        new UnavailableError(`actor system ${this.name} is stopping; no new compute tasks`),
+      );
+    }
+    return this.#computePool().then((pool) => pool.run(task as string, input, options));
+  }
+
+  /**
+   * Lets code in a raw worker thread reach this system through `port` (comlink; see
+   * `connectSystemHandle`). Closed when the returned function is called or the system stops.
+   */
+  exposeHandle(port: MessagePort, init?: SystemHandleInit): () => void {
+    const close = exposeSystemHandle(this, port, init);
+    const release = (): void => {
+      if (this.#handles.delete(release)) close();
+    };
+    this.#handles.add(release);
+    return release;
   }
 
   /** The worker-thread dispatchers of this system, if it has any. */
@@ -329,6 +401,7 @@ export class ActorSystem {
       this.log.warn(`actor system ${this.name} did not stop within ${timeoutMs} ms; killing what is left`);
       this.#root.kill();
     }, timeoutMs);
+    for (const release of [...this.#handles]) release();
     try {
       await this.#stopGuardian(this.#user);
       if (this.#hostGuardian !== undefined) await this.#stopGuardian(this.#hostGuardian);
@@ -338,6 +411,11 @@ export class ActorSystem {
     }
     // Actors on worker threads stopped with their proxies above; now the threads themselves.
     await this.#threads?.stop();
+    // In-flight compute results could still reach actors until here; anything left now fails.
+    await this.#compute?.then(
+      (pool) => pool.destroy(),
+      () => undefined,
+    );
     this.#root.kill();
     this.#kernel.failPendingAsks(
       new UnavailableError(`actor system ${this.name} stopped before the reply arrived`),

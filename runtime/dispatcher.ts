@@ -16,12 +16,15 @@ export interface Schedulable {
 export interface DispatcherInit {
   throughput: number;
   sliceMs: number;
+  /** A turn threw past the actor's own supervision (a kernel fault): reported, and the drain goes on. */
+  onFault?: (error: unknown) => void;
 }
 
 export class Dispatcher {
   readonly #queue = new RingBuffer<Schedulable>(1024);
   readonly #throughput: number;
   readonly #sliceMs: number;
+  readonly #onFault: (error: unknown) => void;
   #drainPending = false;
 
   constructor(init: DispatcherInit) {
@@ -30,6 +33,12 @@ export class Dispatcher {
     }
     this.#throughput = init.throughput;
     this.#sliceMs = init.sliceMs;
+    this.#onFault =
+      init.onFault ??
+      ((error) =>
+        queueMicrotask(() => {
+          throw error;
+        }));
   }
 
   /** Actors waiting for a turn. */
@@ -53,7 +62,15 @@ export class Dispatcher {
     let turns = 0;
     for (let actor = queue.shift(); actor !== undefined; actor = queue.shift()) {
       actor.scheduled = false;
-      if (actor.run(budget) && !actor.scheduled) {
+      let more: boolean;
+      try {
+        more = actor.run(budget);
+      } catch (error) {
+        // Never let one turn stop the dispatcher for every other actor.
+        more = false;
+        this.#onFault(error);
+      }
+      if (more && !actor.scheduled) {
         actor.scheduled = true;
         queue.push(actor);
       }

@@ -118,6 +118,12 @@ export class WorkerThreadDiedError extends CloudlessError {
   }
 }
 
+/** Classes whose constructor composes the message are rebuilt with the message that crossed. */
+function withMessage<TError extends Error>(error: TError, message: string): TError {
+  error.message = message;
+  return error;
+}
+
 const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   NOT_FOUND: (m) => new NotFoundError(m),
   INVALID_REQUEST: (m) => new InvalidRequestError(m),
@@ -125,19 +131,26 @@ const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   TIMEOUT: (m) => new TimeoutError(m),
   ABORTED: (m) => new AbortError(m),
   ACTOR_FAILED: (m) => new CloudlessError('ACTOR_FAILED', m),
-  DEATH_PACT: (m) => new CloudlessError('DEATH_PACT', m),
-  STASH_OVERFLOW: (m) => new CloudlessError('STASH_OVERFLOW', m),
+  DEATH_PACT: (m) => withMessage(new DeathPactError(''), m),
+  STASH_OVERFLOW: (m) => withMessage(new StashOverflowError('', 0), m),
   INVALID_BEHAVIOR: (m) => new InvalidBehaviorError(m),
-  MAX_RESTART_INTENSITY: (m) => new CloudlessError('MAX_RESTART_INTENSITY', m),
-  CHILD_START_FAILED: (m) => new CloudlessError('CHILD_START_FAILED', m),
+  MAX_RESTART_INTENSITY: (m) => withMessage(new MaxRestartIntensityError('', 0, 0), m),
+  CHILD_START_FAILED: (m) => withMessage(new ChildStartError('', ''), m),
   WORKER_DIED: (m) => new WorkerThreadDiedError(m),
 };
 
 /** Rebuilds an error that crossed a thread or the wire as the same class, by its code. */
 export function errorFromWire(wire: { code?: unknown; message?: unknown }): Error {
   const message = typeof wire.message === 'string' ? wire.message : 'remote error without a message';
-  const build = typeof wire.code === 'string' ? byCode[wire.code as ErrorCode] : undefined;
-  return build ? build(message) : new Error(message);
+  const build =
+    typeof wire.code === 'string' && Object.hasOwn(byCode, wire.code)
+      ? byCode[wire.code as ErrorCode]
+      : undefined;
+  if (build !== undefined) return build(message);
+  const error = new Error(message);
+  // A plain error keeps its class name (TypeError, RangeError, …) for logs and name-based filters.
+  if (typeof (wire as { name?: unknown }).name === 'string') error.name = (wire as { name: string }).name;
+  return error;
 }
 
 export function toError(value: unknown): Error {

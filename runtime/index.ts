@@ -10,8 +10,10 @@ export type { ActorSystemOptions, StopOptions } from './actor-system.ts';
 export { ActorSystem } from './actor-system.ts';
 export type { ErrorClass, MessageHandler, SignalHandler } from './behavior.ts';
 export { Behavior, Behaviors, ReceiveBehavior } from './behavior.ts';
+export type { BehaviorRegistry } from './behavior-registry.ts';
 export type { Clock, TimerHandle } from './clock.ts';
 export { RealClock, SimulatedClock } from './clock.ts';
+export * from './compute-exports.ts';
 export type { ErrorCode } from './errors.ts';
 export {
   AbortError,
@@ -26,6 +28,7 @@ export {
   StashOverflowError,
   TimeoutError,
   UnavailableError,
+  WorkerThreadDiedError,
 } from './errors.ts';
 export type { DeadLetter, DeadLetterReason, SystemEvents } from './kernel.ts';
 export type { LogLevel } from './logging.ts';
@@ -33,6 +36,8 @@ export { createLogger } from './logging.ts';
 export type { MailboxOptions, OverflowPolicy } from './mailbox-options.ts';
 export type { Listing, ReceptionistCommand, Registered } from './receptionist.ts';
 export { Receptionist } from './receptionist.ts';
+export type { BehaviorDefinition, RegisteredBehavior } from './registered-behavior.ts';
+export { defineBehavior } from './registered-behavior.ts';
 export type { Envelope, Router } from './router.ts';
 export { ServiceKey } from './service-key.ts';
 export type { ChildFailed, Signal, Terminated } from './signals.ts';
@@ -41,3 +46,4 @@ export type { StashBuffer } from './stash-buffer.ts';
 export { failureOf, setChildStopOrder } from './supervision-hooks.ts';
 export { SupervisorStrategy } from './supervisor-strategy.ts';
 export type { TimerScheduler } from './timer-scheduler.ts';
+export type { DispatcherConfig } from './worker-threads.ts';

@@ -105,7 +105,14 @@ export class Kernel {
     this.askTimeoutMs = init.askTimeoutMs;
     this.maxPendingAsks = init.maxPendingAsks;
     this.tempPrefix = init.tempPrefix ?? '/temp';
-    this.dispatcher = new Dispatcher({ throughput: init.throughput, sliceMs: init.sliceMs });
+    this.dispatcher = new Dispatcher({
+      throughput: init.throughput,
+      sliceMs: init.sliceMs,
+      onFault: (error) =>
+        this.logger.error(`dispatcher turn failed: ${(error as Error)?.message ?? String(error)}`, {
+          error: (error as Error)?.stack,
+        }),
+    });
   }
 
   nextAnonymousName(): string {
@@ -129,13 +136,25 @@ export class Kernel {
   deadLetter(recipient: string, message: unknown, reason: DeadLetterReason): void {
     this.deadLetters.set(reason, (this.deadLetters.get(reason) ?? 0) + 1);
     if (this.events.listenerCount('dead-letter:publish') > 0) {
-      this.events.emit('dead-letter:publish', { recipient, message, reason });
+      this.emit('dead-letter:publish', { recipient, message, reason });
     }
   }
 
   reportFailure(ref: ActorRef<unknown>, error: Error): void {
     this.logger.error(`actor ${ref.path} failed: ${error.message}`, { actor: ref.path, error: error.stack });
-    this.events.emit('actor:failure', { ref: ref as ActorRef<never>, error });
+    this.emit('actor:failure', { ref: ref as ActorRef<never>, error });
+  }
+
+  /**
+   * Publishes a system event. A listener that throws is logged, not allowed to break the `tell`
+   * or the actor turn that published the event.
+   */
+  emit<TEvent extends keyof SystemEvents>(event: TEvent, ...args: SystemEvents[TEvent]): void {
+    try {
+      (this.events.emit as (event: TEvent, ...args: SystemEvents[TEvent]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error(`a listener of '${event}' threw: ${(error as Error)?.message ?? String(error)}`);
+    }
   }
 
   /** A live ref for an address: the actor's own ref here, a routed ref elsewhere. */

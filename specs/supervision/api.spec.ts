@@ -131,11 +131,7 @@ describe('supervisor API', () => {
       expect(rec.starts('a')).to.equal(1);
     });
 
-    // kernel bug: runtime/errors.ts errorFromWire rebuilds CHILD_START_FAILED (and
-    // MAX_RESTART_INTENSITY, DEATH_PACT, STASH_OVERFLOW) as a plain CloudlessError, because those
-    // classes' constructors do not take a message; SupervisorClient promises "the same classes the
-    // supervisor raised". Give those classes a way to be rebuilt from { code, message }.
-    it.skip('rejects a child whose setup throws with a ChildStartError', async () => {
+    it('rejects a child whose setup throws with a ChildStartError', async () => {
       const client = start([]);
       const error = await rejection(
         client.startChild({ id: 'bad', start: () => rec.worker('bad', { failStart: true }) }),
