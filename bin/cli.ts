@@ -30,6 +30,11 @@ Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
   --log-level <level>     debug | info | warn | error | silent      [CLOUDLESS_LOG_LEVEL, default info]
   --node-id <id>          this node's id (default: kept in <data-dir>/node-id)  [CLOUDLESS_NODE_ID]
   --roles <list>          coordinator,agent,storage                 [CLOUDLESS_ROLES, default all]
+  --behavior-modules <l>  comma-separated modules of defineBehavior exports for worker threads
+                                                                    [CLOUDLESS_BEHAVIOR_MODULES]
+  --worker-threads <n>    threads of the 'worker' dispatcher (0: none) [CLOUDLESS_WORKER_THREADS, default cores-1]
+  --compute-modules <l>   comma-separated modules of defineComputeTask exports
+                                                                    [CLOUDLESS_COMPUTE_MODULES]
 `;
 
 export interface CliIo {
@@ -70,6 +75,9 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       'log-level': { type: 'string' },
       'node-id': { type: 'string' },
       roles: { type: 'string' },
+      'behavior-modules': { type: 'string' },
+      'worker-threads': { type: 'string' },
+      'compute-modules': { type: 'string' },
     },
   });
   const layers: { source: string; values: ConfigLayer }[] = [];
@@ -83,6 +91,9 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       logLevel: values['log-level'],
       nodeId: values['node-id'],
       roles: values.roles,
+      behaviorModules: values['behavior-modules'],
+      workerThreads: values['worker-threads'],
+      computeModules: values['compute-modules'],
     },
   });
   const config: NodeConfig = resolveNodeConfig(layers);
@@ -101,10 +112,16 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     logLevel: config.logLevel,
     mailbox: { capacity: config.mailboxCapacity },
     askTimeoutMs: config.askTimeoutMs,
+    behaviorModules: config.behaviorModules,
+    dispatchers: config.workerThreads > 0 ? { worker: { threads: config.workerThreads } } : {},
+    compute: { modules: config.computeModules },
   });
   system.log.info('node started', { dataDir: config.dataDir, roles: config.roles });
   io.out(`cloudless: node ${nodeId} is up (data dir ${config.dataDir})`);
-  io.out('  running: the local actor system (actor kernel, OTP supervision, receptionist) on this thread');
+  const threads = config.workerThreads > 0 ? `, ${config.workerThreads} worker thread(s) for actors` : '';
+  io.out(
+    `  running: the local actor system (actor kernel, OTP supervision, receptionist${threads}, compute pool on demand)`,
+  );
   io.out(
     `  not yet: libp2p mesh, Raft control plane, scheduler, node agent, object store; roles ${config.roles.join(',')} are accepted but have nothing to run`,
   );

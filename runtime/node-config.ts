@@ -3,6 +3,7 @@
  * as a whole at start so a bad value fails fast with the setting's name and where it came from.
  */
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -22,6 +23,12 @@ const nodeConfigSchema = z
     roles: z.array(z.enum(roles)).min(1, 'name at least one role'),
     mailboxCapacity: z.number().int().positive(),
     askTimeoutMs: z.number().positive(),
+    /** Modules whose defineBehavior exports can run on worker threads. */
+    behaviorModules: z.array(z.string().min(1)).max(256),
+    /** Worker threads of the 'worker' dispatcher; 0 runs every actor on the main thread. */
+    workerThreads: z.number().int().min(0).max(256),
+    /** Modules whose defineComputeTask exports run on the compute pool. */
+    computeModules: z.array(z.string().min(1)).max(256),
   })
   .strict();
 
@@ -33,6 +40,9 @@ export const defaultNodeConfig: NodeConfig = {
   roles: [...roles],
   mailboxCapacity: 100_000,
   askTimeoutMs: 5000,
+  behaviorModules: [],
+  workerThreads: Math.max(1, os.availableParallelism() - 1),
+  computeModules: [],
 };
 
 /** Settings from one source, before merging; values may still be strings from env or flags. */
@@ -45,14 +55,18 @@ const envNames: Record<keyof NodeConfig, string> = {
   roles: 'CLOUDLESS_ROLES',
   mailboxCapacity: 'CLOUDLESS_MAILBOX_CAPACITY',
   askTimeoutMs: 'CLOUDLESS_ASK_TIMEOUT_MS',
+  behaviorModules: 'CLOUDLESS_BEHAVIOR_MODULES',
+  workerThreads: 'CLOUDLESS_WORKER_THREADS',
+  computeModules: 'CLOUDLESS_COMPUTE_MODULES',
 };
 
-const numeric = new Set<keyof NodeConfig>(['mailboxCapacity', 'askTimeoutMs']);
+const numeric = new Set<keyof NodeConfig>(['mailboxCapacity', 'askTimeoutMs', 'workerThreads']);
+const lists = new Set<keyof NodeConfig>(['roles', 'behaviorModules', 'computeModules']);
 
 /** Turns text from the environment or a flag into the type the schema expects. */
 function coerce(key: keyof NodeConfig, value: unknown): unknown {
   if (typeof value !== 'string') return value;
-  if (key === 'roles') {
+  if (lists.has(key)) {
     return value
       .split(',')
       .map((role) => role.trim())
