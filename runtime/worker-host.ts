@@ -3,6 +3,8 @@
  * death watch through it, and the actors it hosts for us. A host that dies is reported to its
  * owner (`WorkerThreads`), which fails those actors and starts a replacement.
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { Kernel } from './kernel.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
@@ -10,6 +12,12 @@ import { ThreadChannel } from './thread-channel.ts';
 import type { ThreadCodec } from './thread-codec.ts';
 import type { ControlMessage, SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
 import { ThreadWatches } from './thread-watches.ts';
+
+/** The host entry next to this file: `.ts` when run from source, `.js` from the built package. */
+const hostEntry = new URL(
+  `./worker-host-main${path.extname(fileURLToPath(import.meta.url))}`,
+  import.meta.url,
+);
 
 export interface WorkerHostInit {
   /** Unique among all hosts ever started by this system: `w<slot>g<generation>`. */
@@ -51,7 +59,7 @@ export class WorkerHost {
     this.dispatcher = init.dispatcher;
     this.slot = init.slot;
     this.#kernel = init.kernel;
-    this.worker = new Worker(new URL('./worker-host-main.ts', import.meta.url), {
+    this.worker = new Worker(hostEntry, {
       workerData: {
         nodeId: init.kernel.nodeId,
         tag: init.tag,
