@@ -3,19 +3,9 @@
  * node's config. Each host (the main thread and every worker) loads the same list, so a name
  * means the same code everywhere.
  */
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { InvalidRequestError, NotFoundError } from './errors.ts';
+import { moduleSpecifier } from './module-specifier.ts';
 import { type BehaviorDefinition, isBehaviorDefinition } from './registered-behavior.ts';
-
-/** A module given as a path is resolved from the working directory; URLs and package names pass through. */
-export function moduleSpecifier(entry: string): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(entry)) return entry;
-  if (entry.startsWith('.') || entry.startsWith('/') || path.isAbsolute(entry)) {
-    return pathToFileURL(path.resolve(entry)).href;
-  }
-  return entry;
-}
 
 export class BehaviorRegistry {
   readonly modules: readonly string[];

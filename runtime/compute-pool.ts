@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Logger } from 'winston';
@@ -24,6 +24,7 @@ import {
   UnavailableError,
 } from './errors.ts';
 import { createLogger } from './logging.ts';
+import { moduleSpecifier } from './module-specifier.ts';
 import { ownsItsBuffer } from './owns-its-buffer.ts';
 
 export interface ComputePoolInit {
@@ -114,8 +115,7 @@ function moduleSpecifiers(modules: unknown): string[] {
         `a compute task module is a non-empty path or URL of at most ${maxSpecifierLength} characters, got ${typeof module}`,
       );
     }
-    if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !path.isAbsolute(module)) return module;
-    return pathToFileURL(path.resolve(module)).href;
+    return moduleSpecifier(module);
   });
 }
 
