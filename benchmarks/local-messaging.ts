@@ -8,18 +8,13 @@
  * {"benchmark":"local-messaging","results":{...},"baseline":{...},"targets":{...},"meets_targets":bool,"machine":{...}}
  * Each figure is the best of `--runs` runs (default 3) after a warm-up run.
  */
-import os from 'node:os';
-import { parseArgs } from 'node:util';
+
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { ActorRef } from '../runtime/actor-ref.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { type Behavior, Behaviors } from '../runtime/behavior.ts';
-
-const { values } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' } },
-});
-const runs = Number(values.runs);
+import { best, report } from './bench-harness.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -30,21 +25,6 @@ const targets = {
   spawn_per_s: 200_000,
   idle_actor_bytes_max: 1_000,
 };
-
-function progress(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-async function best(name: string, measure: () => Promise<number>, higherIsBetter = true): Promise<number> {
-  await measure(); // warm-up: let the JIT settle
-  let result = higherIsBetter ? 0 : Number.POSITIVE_INFINITY;
-  for (let i = 0; i < runs; i++) {
-    const value = await measure();
-    result = higherIsBetter ? Math.max(result, value) : Math.min(result, value);
-  }
-  progress(`${name}: ${Math.round(result).toLocaleString('en-US')}`);
-  return Math.round(result);
-}
 
 function newSystem(): Promise<ActorSystem> {
   return ActorSystem.start({ logLevel: 'silent' });
@@ -203,7 +183,9 @@ const results = {
   ),
   ask_per_s: await best('ask_per_s (1000 in flight)', () => askThroughput(500_000, 1000)),
   spawn_per_s: await best('spawn_per_s (200k)', () => spawnThroughput(200_000)),
-  idle_actor_bytes: await best('idle_actor_bytes (100k actors)', () => idleActorBytes(100_000), false),
+  idle_actor_bytes: await best('idle_actor_bytes (100k actors)', () => idleActorBytes(100_000), {
+    higherIsBetter: false,
+  }),
 };
 const baseline = {
   raw_dispatch_per_s: await best('raw_dispatch_per_s (array queue + function call)', async () =>
@@ -221,11 +203,5 @@ const line = {
   baseline,
   targets,
   meets_targets: meets,
-  machine: {
-    cores: os.availableParallelism(),
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-  },
 };
-if (values.json) process.stdout.write(`${JSON.stringify(line)}\n`);
-else progress(JSON.stringify(line, null, 2));
+report(line);

@@ -8,18 +8,14 @@
  * {"benchmark":"thread-messaging","results":{...},"baseline":{...},"targets":{...},"meets_targets":bool,"machine":{...}}
  * Each figure is the best of `--runs` runs (default 3) after a warm-up run.
  */
-import os from 'node:os';
-import { parseArgs } from 'node:util';
+
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { ActorRef } from '../runtime/actor-ref.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { Behaviors } from '../runtime/behavior.ts';
+import { best, progress, report } from './bench-harness.ts';
 import { burn, cruncher, echo, windowedReceiver } from './thread-behaviors.ts';
 
-const { values } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' } },
-});
-const runs = Number(values.runs);
 const modules = [new URL('./thread-behaviors.ts', import.meta.url).href];
 const total = 2_000_000;
 const window = 4000; // divides `total`, so the last ack marks the end
@@ -29,18 +25,6 @@ const targets = {
   cross_thread_tell_fraction_of_baseline: 0.4,
   cpu_bound_speedup: 1.6,
 };
-
-function progress(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-async function best(name: string, measure: () => Promise<number>): Promise<number> {
-  await measure();
-  let result = 0;
-  for (let i = 0; i < runs; i++) result = Math.max(result, await measure());
-  progress(`${name}: ${result.toLocaleString('en-US', { maximumFractionDigits: 2 })}`);
-  return result;
-}
 
 function startSystem(threads: number): Promise<ActorSystem> {
   return ActorSystem.start({
@@ -225,7 +209,9 @@ const results = {
     'cross_thread_ask_round_trips_per_s (256 in flight)',
     crossThreadAsk,
   ),
-  cpu_bound_speedup: await best('cpu_bound_speedup (2 actors: 2 threads vs 1)', cpuBoundSpeedup),
+  cpu_bound_speedup: await best('cpu_bound_speedup (2 actors: 2 threads vs 1)', cpuBoundSpeedup, {
+    digits: 2,
+  }),
 };
 const baseline = {
   raw_batched_post_message_per_s: await best(
@@ -248,11 +234,5 @@ const line = {
   codec,
   targets,
   meets_targets: meets,
-  machine: {
-    cores: os.availableParallelism(),
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-  },
 };
-if (values.json) process.stdout.write(`${JSON.stringify(line)}\n`);
-else progress(JSON.stringify(line, null, 2));
+report(line);
