@@ -7,7 +7,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ActorSystem } from '../runtime/actor-system.ts';
-import { writeFileDurably } from '../runtime/durable-file.ts';
+import { removeStaleTempFiles, writeFileDurably } from '../runtime/durable-file.ts';
 import { CloudlessError } from '../runtime/errors.ts';
 import {
   type ConfigLayer,
@@ -52,6 +52,7 @@ async function packageVersion(): Promise<string> {
 
 async function loadOrCreateNodeId(dataDir: string): Promise<string> {
   const file = path.join(dataDir, 'node-id');
+  await removeStaleTempFiles(file);
   try {
     const id = (await readFile(file, 'utf8')).trim();
     if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) return id;

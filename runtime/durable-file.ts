@@ -4,7 +4,7 @@
  * the new content survives a crash.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
@@ -31,5 +31,17 @@ export async function writeFileDurably(file: string, data: string | Uint8Array):
     await dirHandle.sync();
   } finally {
     await dirHandle.close();
+  }
+}
+
+/**
+ * Removes temp files a write killed mid-way (kill -9, power loss) left next to `file`. Call it
+ * before the first write after a start; a temp file is never the real content.
+ */
+export async function removeStaleTempFiles(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  for (const name of await readdir(dir)) {
+    if (name.startsWith(prefix) && name.endsWith('.tmp')) await rm(path.join(dir, name), { force: true });
   }
 }
