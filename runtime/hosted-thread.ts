@@ -140,9 +140,9 @@ export class HostedThread implements Router {
   }
 
   #spawn(message: Extract<ControlMessage, { t: 'spawn' }>): void {
-    const path = message.path;
+    const { path, id } = message;
     const reportTerminated = (error: Error | undefined): void => {
-      this.#channel.control({ t: 'terminated', path, error: toWireError(error) });
+      this.#channel.control({ t: 'terminated', id, path, error: toWireError(error) });
     };
     let ref: ActorRef<unknown>;
     try {

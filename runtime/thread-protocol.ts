@@ -39,6 +39,8 @@ export type ControlMessage =
   // main → worker
   | {
       readonly t: 'spawn';
+      /** This incarnation, unique per host: its `terminated` carries it back. */
+      readonly id: number;
       readonly path: string;
       readonly behavior: string;
       /** Props encoded with the thread codec (refs inside stay live). */
@@ -53,7 +55,13 @@ export type ControlMessage =
   // worker → main
   | { readonly t: 'ready' }
   | { readonly t: 'init-failed'; readonly error: WireError }
-  | { readonly t: 'terminated'; readonly path: string; readonly error?: WireError };
+  | {
+      readonly t: 'terminated';
+      /** The incarnation that ended: a later one may already live at the same path. */
+      readonly id: number;
+      readonly path: string;
+      readonly error?: WireError;
+    };
 
 export function toWireError(error: Error | undefined): WireError | undefined {
   if (error === undefined) return undefined;

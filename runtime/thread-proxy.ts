@@ -19,6 +19,8 @@ export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
   route: WorkerHost | undefined;
   /** The host of the current incarnation, for routing to its descendants. */
   host: WorkerHost | undefined;
+  /** The current incarnation's id on its host (see `WorkerHost.spawnRemote`). */
+  incarnation: number | undefined;
 
   override tell(message: TMsg): void {
     const route = this.route;
@@ -38,7 +40,7 @@ export interface ProxyHost {
     strategies: readonly StrategyData[],
     parent: string,
     mailbox: SpawnMailbox | undefined,
-  ): void;
+  ): number;
 }
 
 export function proxyBehavior(
@@ -52,8 +54,9 @@ export function proxyBehavior(
     const self = ctx.self as WorkerActorRef<unknown>;
     const cell = ctx as unknown as ActorCell<unknown>;
     const host = threads.pickHost(dispatcher);
-    threads.spawnOn(host, self.path, remote, strategies, ctx.parent?.path ?? '/', mailbox);
+    const id = threads.spawnOn(host, self.path, remote, strategies, ctx.parent?.path ?? '/', mailbox);
     self.host = host;
+    self.incarnation = id;
     threads.track(self, host);
     const detach = (): void => {
       self.route = undefined;
@@ -62,7 +65,7 @@ export function proxyBehavior(
     // Killed (brutal_kill, or a missed shutdown) skips PostStop: the hosted actor goes too.
     cell.onDead = () => {
       detach();
-      void host.stopRemote(self.path, true);
+      void host.stopRemote(self.path, id, true);
     };
     const attachIfDrained = (): void => {
       if (cell.mailboxSize === 0 && host.alive) self.route = host;
@@ -75,12 +78,12 @@ export function proxyBehavior(
     }).receiveSignal((_ctx, signal) => {
       if (signal.type === 'PostStop') {
         detach();
-        return host.stopRemote(self.path, false);
+        return host.stopRemote(self.path, id, false);
       }
       if (signal.type === 'PreRestart') {
         // The proxy restarts only when its host died; kill the old incarnation in case it did not.
         detach();
-        void host.stopRemote(self.path, true);
+        void host.stopRemote(self.path, id, true);
       }
       return Behaviors.same;
     });

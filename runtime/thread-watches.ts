@@ -10,9 +10,14 @@ import { errorFromWire } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { type ControlMessage, toWireError, type WireError } from './thread-protocol.ts';
 
+/**
+ * One watch across the thread: a watcher and a target path. Refs to an actor that is not on this
+ * thread are not unique (each decoded address is a new ref), and the kernel watches by ref, so
+ * every ref the watcher watched under that path hears the death.
+ */
 interface Requested {
-  readonly target: ActorRef<never>;
   readonly watcher: DeathWatcher;
+  readonly targets: Set<ActorRef<never>>;
 }
 
 interface Served {
@@ -36,9 +41,13 @@ export class ThreadWatches {
 
   request(target: ActorRef<never>, watcher: DeathWatcher): void {
     let byPath = this.#ids.get(watcher);
-    if (byPath?.has(target.path)) return;
+    const existing = byPath?.get(target.path);
+    if (existing !== undefined) {
+      this.#requested.get(existing)?.targets.add(target);
+      return;
+    }
     const id = this.#nextId++;
-    this.#requested.set(id, { target, watcher });
+    this.#requested.set(id, { watcher, targets: new Set([target]) });
     if (byPath === undefined) {
       byPath = new Map();
       this.#ids.set(watcher, byPath);
@@ -51,6 +60,12 @@ export class ThreadWatches {
     const byPath = this.#ids.get(watcher);
     const id = byPath?.get(target.path);
     if (byPath === undefined || id === undefined) return;
+    const targets = this.#requested.get(id)?.targets;
+    if (targets !== undefined) {
+      // The kernel unwatches with the ref it watched; other refs to the same actor stay watched.
+      targets.delete(target as ActorRef<never>);
+      if (targets.size > 0) return;
+    }
     byPath.delete(target.path);
     if (byPath.size === 0) this.#ids.delete(watcher);
     this.#requested.delete(id);
@@ -61,7 +76,8 @@ export class ThreadWatches {
     const entry = this.#requested.get(id);
     if (entry === undefined) return;
     this.#forget(id, entry);
-    entry.watcher.deathNotice(entry.target, error === undefined ? undefined : errorFromWire(error), false);
+    const reason = error === undefined ? undefined : errorFromWire(error);
+    for (const target of entry.targets) entry.watcher.deathNotice(target, reason, false);
   }
 
   serve(id: number, path: string): void {
@@ -91,13 +107,16 @@ export class ThreadWatches {
     const requested = [...this.#requested.values()];
     this.#requested.clear();
     this.#ids.clear();
-    for (const entry of requested) entry.watcher.deathNotice(entry.target, error, false);
+    for (const entry of requested) {
+      for (const target of entry.targets) entry.watcher.deathNotice(target, error, false);
+    }
   }
 
   #forget(id: number, entry: Requested): void {
     this.#requested.delete(id);
     const byPath = this.#ids.get(entry.watcher);
-    byPath?.delete(entry.target.path);
+    const path = entry.targets.values().next().value?.path;
+    if (path !== undefined && byPath?.get(path) === id) byPath.delete(path);
     if (byPath?.size === 0) this.#ids.delete(entry.watcher);
   }
 }

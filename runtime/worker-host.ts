@@ -31,7 +31,7 @@ export interface WorkerHostInit {
   resourceLimits: ResourceLimits | undefined;
   mailbox: { capacity: number; overflow: 'drop-newest' | 'drop-oldest' };
   askTimeoutMs: number;
-  onTerminated: (host: WorkerHost, path: string, error: WireError | undefined) => void;
+  onTerminated: (host: WorkerHost, path: string, id: number, error: WireError | undefined) => void;
   onExit: (host: WorkerHost, code: number, error: Error | undefined) => void;
 }
 
@@ -43,15 +43,20 @@ export class WorkerHost {
   readonly channel: ThreadChannel;
   readonly watches: ThreadWatches;
   readonly ready: Promise<void>;
-  /** Paths of actors spawned here and not yet reported terminated. */
-  readonly liveRemotes = new Set<string>();
+  /**
+   * Actors spawned here and not yet reported terminated: path → incarnation id. A path can be
+   * reused (a killed child restarted under its name) before the old incarnation's end is heard.
+   */
+  readonly liveRemotes = new Map<string, number>();
   alive = true;
   /** Became ready once; a host that dies before that is not replaced (it would only die again). */
   wasReady = false;
   /** Set once we asked it to shut down, so its exit is expected. */
   shuttingDown = false;
   readonly #kernel: Kernel;
-  readonly #stopWaiters = new Map<string, (() => void)[]>();
+  /** Incarnation id → who waits for it to terminate. */
+  readonly #stopWaiters = new Map<number, (() => void)[]>();
+  #nextSpawnId = 1;
   #lastError: Error | undefined;
 
   constructor(init: WorkerHostInit) {
@@ -94,9 +99,9 @@ export class WorkerHost {
           failReady(this.#lastError);
           return;
         case 'terminated':
-          this.liveRemotes.delete(message.path);
-          this.#releaseStopWaiters(message.path);
-          init.onTerminated(this, message.path, message.error);
+          if (this.liveRemotes.get(message.path) === message.id) this.liveRemotes.delete(message.path);
+          this.#releaseStopWaiters(message.id);
+          init.onTerminated(this, message.path, message.id, message.error);
           return;
         default:
           this.#onMessage(message);
@@ -109,7 +114,7 @@ export class WorkerHost {
     this.worker.on('exit', (code) => {
       this.alive = false;
       failReady(this.#lastError ?? new Error(`worker exited with code ${code}`));
-      for (const path of [...this.#stopWaiters.keys()]) this.#releaseStopWaiters(path);
+      for (const id of [...this.#stopWaiters.keys()]) this.#releaseStopWaiters(id);
       init.onExit(this, code, this.#lastError);
     });
   }
@@ -150,10 +155,12 @@ export class WorkerHost {
     parent: string,
     codec: ThreadCodec,
     mailbox: SpawnMailbox | undefined,
-  ): void {
-    this.liveRemotes.add(path);
+  ): number {
+    const id = this.#nextSpawnId++;
+    this.liveRemotes.set(path, id);
     this.channel.control({
       t: 'spawn',
+      id,
       path,
       behavior: behavior.definitionName,
       props: codec.encode(behavior.props),
@@ -161,23 +168,27 @@ export class WorkerHost {
       parent,
       mailbox,
     });
+    return id;
   }
 
-  /** Asks the hosted actor to stop; resolves when it has terminated (or the host died). */
-  stopRemote(path: string, brutal: boolean): Promise<void> {
-    if (!this.alive || !this.liveRemotes.has(path)) return Promise.resolve();
+  /**
+   * Asks incarnation `id` of the hosted actor at `path` to stop; resolves when it has terminated
+   * (or the host died). Control messages keep their order, so the stop reaches that incarnation.
+   */
+  stopRemote(path: string, id: number, brutal: boolean): Promise<void> {
+    if (!this.alive || this.liveRemotes.get(path) !== id) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const waiters = this.#stopWaiters.get(path);
-      if (waiters === undefined) this.#stopWaiters.set(path, [resolve]);
+      const waiters = this.#stopWaiters.get(id);
+      if (waiters === undefined) this.#stopWaiters.set(id, [resolve]);
       else waiters.push(resolve);
       this.channel.control({ t: brutal ? 'kill' : 'stop', path });
     });
   }
 
-  #releaseStopWaiters(path: string): void {
-    const waiters = this.#stopWaiters.get(path);
+  #releaseStopWaiters(id: number): void {
+    const waiters = this.#stopWaiters.get(id);
     if (waiters === undefined) return;
-    this.#stopWaiters.delete(path);
+    this.#stopWaiters.delete(id);
     for (const resolve of waiters) resolve();
   }
 

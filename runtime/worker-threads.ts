@@ -4,6 +4,7 @@
  * let-it-crash at thread level: when a host dies, every actor on it fails (their supervisors
  * restart them on a live host), asks to them fail, and the thread is replaced.
  */
+import os from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { DeathWatcher } from './actor-cell.ts';
 import type { ActorAddress, ActorRef } from './actor-ref.ts';
@@ -82,6 +83,43 @@ function strategyData(strategy: SupervisorStrategy, errorClassName: string | und
   }
 }
 
+const resourceLimitKeys = [
+  'maxYoungGenerationSizeMb',
+  'maxOldGenerationSizeMb',
+  'codeRangeSizeMb',
+  'stackSizeMb',
+] as const;
+
+/** Checks one dispatcher's config; returns its thread count. */
+function validateDispatcher(name: string, config: DispatcherConfig): number {
+  if (typeof config !== 'object' || config === null) {
+    throw new InvalidRequestError(
+      `dispatcher '${name}': its config must be an object, got ${String(config)}`,
+    );
+  }
+  const count = config.threads ?? Math.max(1, os.availableParallelism() - 1);
+  if (!Number.isInteger(count) || count < 1 || count > 256) {
+    throw new InvalidRequestError(
+      `dispatcher '${name}': threads must be an integer from 1 to 256, got ${String(count)}`,
+    );
+  }
+  const limits = config.resourceLimits ?? {};
+  for (const key of Object.keys(limits)) {
+    const value = (limits as Record<string, unknown>)[key];
+    if (!(resourceLimitKeys as readonly string[]).includes(key)) {
+      throw new InvalidRequestError(
+        `dispatcher '${name}': unknown resourceLimits key '${key}'; use ${resourceLimitKeys.join(', ')}`,
+      );
+    }
+    if (value !== undefined && !(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
+      throw new InvalidRequestError(
+        `dispatcher '${name}': resourceLimits.${key} must be a positive number of megabytes, got ${String(value)}`,
+      );
+    }
+  }
+  return count;
+}
+
 interface Slot {
   host: WorkerHost;
   readonly config: DispatcherConfig;
@@ -103,26 +141,25 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
   }
 
   static async start(init: WorkerThreadsInit): Promise<WorkerThreads> {
+    // Every config is checked before any thread starts, so a bad one leaves nothing running.
+    const counts = new Map<string, number>();
+    for (const [name, config] of Object.entries(init.dispatchers)) {
+      counts.set(name, validateDispatcher(name, config));
+    }
     const threads = new WorkerThreads(init);
     const starting: Promise<void>[] = [];
-    for (const [name, config] of Object.entries(init.dispatchers)) {
-      const count = config.threads ?? 1;
-      if (!Number.isInteger(count) || count < 1 || count > 256) {
-        throw new InvalidRequestError(
-          `dispatcher '${name}': threads must be an integer from 1 to 256, got ${count}`,
-        );
-      }
-      const slots: Slot[] = [];
-      for (let index = 0; index < count; index++) {
-        const host = threads.#startHost(name, index, config);
-        slots.push({ host, config });
-        starting.push(host.ready);
-      }
-      threads.#slots.set(name, slots);
-    }
     const timeoutMs = init.startTimeoutMs ?? 20_000;
     let timer: NodeJS.Timeout | undefined;
     try {
+      for (const [name, config] of Object.entries(init.dispatchers)) {
+        const slots: Slot[] = [];
+        threads.#slots.set(name, slots);
+        for (let index = 0; index < (counts.get(name) ?? 1); index++) {
+          const host = threads.#startHost(name, index, config);
+          slots.push({ host, config });
+          starting.push(host.ready);
+        }
+      }
       await Promise.race([
         Promise.all(starting),
         new Promise<never>((_resolve, reject) => {
@@ -165,7 +202,7 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
       resourceLimits: config.resourceLimits,
       mailbox: { capacity: this.#init.mailbox.capacity, overflow: this.#init.mailbox.overflow },
       askTimeoutMs: this.#init.askTimeoutMs,
-      onTerminated: (h, path, error) => this.#onTerminated(h, path, error),
+      onTerminated: (h, path, id, error) => this.#onTerminated(h, path, id, error),
       onExit: (h, code, error) => this.#onExit(h, code, error),
     });
     this.#byTag.set(tag, host);
@@ -198,7 +235,14 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
       );
     }
     const remote = inner as RegisteredBehavior<unknown>;
-    this.#init.registry.get(remote.definitionName);
+    const registered = this.#init.registry.get(remote.definitionName);
+    if (registered.factory !== remote.factory) {
+      // Same name, other code: the hosts would run the registered one, not the one given here.
+      throw new InvalidRequestError(
+        `behavior '${remote.definitionName}' given to spawn on dispatcher '${dispatcher}' is not the one ` +
+          `registered under that name; spawn the definition exported by its module (loaded: ${this.#modulesText()})`,
+      );
+    }
     const strategies = wrappers.map((wrapper) => strategyData(wrapper.strategy, wrapper.errorClass?.name));
     const spawnMailbox: SpawnMailbox | undefined =
       mailbox === undefined ? undefined : { capacity: mailbox.capacity, overflow: mailbox.overflow };
@@ -237,8 +281,8 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     strategies: readonly StrategyData[],
     parent: string,
     mailbox: SpawnMailbox | undefined,
-  ): void {
-    host.spawnRemote(path, remote, strategies, parent, this.#init.codec, mailbox);
+  ): number {
+    return host.spawnRemote(path, remote, strategies, parent, this.#init.codec, mailbox);
   }
 
   track(ref: WorkerActorRef<unknown>, host: WorkerHost): void {
@@ -285,9 +329,11 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
 
   // ---------------------------------------------------------------- events from hosts
 
-  #onTerminated(host: WorkerHost, path: string, error: WireError | undefined): void {
+  #onTerminated(host: WorkerHost, path: string, id: number, error: WireError | undefined): void {
     const cell = this.#kernel.registry.get(path);
-    if (cell === undefined || !(cell.self instanceof WorkerActorRef) || cell.self.host !== host) return;
+    if (cell === undefined || !(cell.self instanceof WorkerActorRef)) return;
+    // Only the current incarnation's end ends the proxy, not that of one it replaced.
+    if (cell.self.host !== host || cell.self.incarnation !== id) return;
     cell.terminateAs(error === undefined ? undefined : errorFromWire(error));
   }
 
@@ -295,6 +341,9 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     this.#byTag.delete(host.tag);
     const proxies = [...(this.#proxies.get(host) ?? [])];
     this.#proxies.delete(host);
+    // From now on tells wait in the proxies' mailboxes: a restarted actor gets them, a stopped
+    // one turns them into dead letters, instead of them vanishing into the closed channel.
+    for (const ref of proxies) ref.route = undefined;
     if (host.shuttingDown || this.#stopping) return;
     const reason = cause?.message ?? `exit code ${code}`;
     const died = new WorkerThreadDiedError(
@@ -314,7 +363,15 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     // Replace the thread first, so the restarts below find a live host.
     const slot = this.#slots.get(host.dispatcher)?.[host.slot];
     if (slot !== undefined && slot.host === host && host.wasReady) {
-      slot.host = this.#startHost(host.dispatcher, host.slot, slot.config);
+      try {
+        slot.host = this.#startHost(host.dispatcher, host.slot, slot.config);
+      } catch (error) {
+        // This runs in the dead worker's exit handler: a throw here would crash the main thread.
+        this.#kernel.logger.error(
+          `cannot replace worker thread ${host.tag} of dispatcher '${host.dispatcher}': ${(error as Error).message}; ` +
+            'the dispatcher runs with one thread fewer',
+        );
+      }
     }
     for (const ref of proxies) ref.cell.failAs(died);
   }

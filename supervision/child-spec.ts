@@ -28,6 +28,12 @@ export interface ChildSpec<TMsg = never> {
   /** Default `worker`. */
   type?: ChildType;
   mailbox?: Partial<MailboxOptions>;
+  /**
+   * Where the child runs: `'main'` (this thread, the default) or a worker-thread dispatcher such
+   * as `'worker'`. Off this thread `start` must give a behavior made with `defineBehavior`
+   * (optionally wrapped in `Behaviors.supervise`), and a start function runs in the supervisor.
+   */
+  dispatcher?: string;
 }
 
 export interface SupervisorFlags {
@@ -46,6 +52,8 @@ export interface NormalizedChildSpec {
   readonly shutdown: ShutdownSpec;
   readonly type: ChildType;
   readonly mailbox: Partial<MailboxOptions> | undefined;
+  /** Undefined for this thread. */
+  readonly dispatcher: string | undefined;
 }
 
 export interface NormalizedFlags {
@@ -55,6 +63,7 @@ export interface NormalizedFlags {
 }
 
 const idPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const dispatcherPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const restartTypes: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
 const childTypes: readonly ChildType[] = ['worker', 'supervisor'];
 const strategies: readonly RestartStrategyName[] = ['one_for_one', 'one_for_all', 'rest_for_one'];
@@ -100,6 +109,13 @@ export function normalizeChildSpec(spec: ChildSpec<unknown>): NormalizedChildSpe
   } catch (error) {
     throw new InvalidRequestError(`child '${spec.id}': ${(error as Error).message}`, { cause: error });
   }
+  const dispatcher = spec.dispatcher;
+  if (dispatcher !== undefined && (typeof dispatcher !== 'string' || !dispatcherPattern.test(dispatcher))) {
+    throw new InvalidRequestError(
+      `child '${spec.id}': dispatcher must be 'main' or the name of a configured worker dispatcher ` +
+        `(1-64 letters, digits, '-', '_' or '.'), got '${String(dispatcher)}'`,
+    );
+  }
   return {
     id: spec.id,
     start:
@@ -108,6 +124,7 @@ export function normalizeChildSpec(spec: ChildSpec<unknown>): NormalizedChildSpe
     shutdown,
     type,
     mailbox: spec.mailbox,
+    dispatcher: dispatcher === 'main' ? undefined : dispatcher,
   };
 }
 

@@ -196,18 +196,19 @@ class SupervisorState {
   /** Spawns the child; returns why, if it failed during its start. */
   #startChild(child: Child): StartFailure | undefined {
     const start = child.spec.start;
+    const dispatcher = child.spec.dispatcher;
     let ref: ActorRef<never>;
     try {
       // `start()` runs inside the child's setup, so a start function that throws is a failed
-      // start of that child like a setup that throws, with an incarnation to wait for.
-      ref = this.#ctx.spawn(
-        Behaviors.setup(() => start()),
-        {
-          name: child.spec.id,
-          shutdown: child.spec.shutdown,
-          mailbox: child.spec.mailbox,
-        },
-      ) as ActorRef<never>;
+      // start of that child like a setup that throws, with an incarnation to wait for. A child
+      // on a worker thread cannot be wrapped (only its registered behavior crosses the thread):
+      // its start function runs here, and a throw is a refused spawn.
+      ref = this.#ctx.spawn(dispatcher === undefined ? Behaviors.setup(() => start()) : start(), {
+        name: child.spec.id,
+        shutdown: child.spec.shutdown,
+        mailbox: child.spec.mailbox,
+        dispatcher,
+      }) as ActorRef<never>;
     } catch (error) {
       return { error: toError(error), failed: undefined };
     }
