@@ -237,7 +237,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
             "dispatchers (and behaviorModules) to spawn on worker threads, or use dispatcher 'main'",
         );
       }
-      const prepared = threads.prepare(initial, String(dispatcher), options?.mailbox);
+      const prepared = threads.prepare(initial, String(dispatcher), mailbox);
       initial = prepared.behavior;
       placement = { makeSelf: prepared.makeSelf };
     }

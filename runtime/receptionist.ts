@@ -85,48 +85,63 @@ export const Receptionist = {
   },
 } as const;
 
+/**
+ * Refs are kept by address (`node` + `path`), not by object: a ref decoded from another thread or
+ * node is a new object each time, and must still name the same registration.
+ */
+const addressOf = (ref: ActorRef<never>): string => `${ref.node}${ref.path}`;
+
 interface Entry {
   key: ServiceKey<never>;
-  services: Set<ActorRef<never>>;
-  subscribers: Set<ActorRef<Listing<never>>>;
+  services: Map<string, ActorRef<never>>;
+  subscribers: Map<string, ActorRef<Listing<never>>>;
+}
+
+interface Mention {
+  /** The ref the receptionist watches this actor through. */
+  readonly ref: ActorRef<never>;
+  /** How many entries mention the actor, so it is unwatched when none do. */
+  count: number;
 }
 
 export function receptionistBehavior(): Behavior<ReceptionistCommand> {
   return Behaviors.setup<ReceptionistCommand>((ctx) => {
     const entries = new Map<string, Entry>();
-    /** How many entries mention each watched actor, so it is unwatched when none do. */
-    const mentions = new Map<ActorRef<never>, number>();
+    const mentions = new Map<string, Mention>();
 
     const entryFor = (key: ServiceKey<never>): Entry => {
       let entry = entries.get(key.id);
       if (entry === undefined) {
-        entry = { key, services: new Set(), subscribers: new Set() };
+        entry = { key, services: new Map(), subscribers: new Map() };
         entries.set(key.id, entry);
       }
       return entry;
     };
     const mention = (ref: ActorRef<never>): void => {
-      const count = mentions.get(ref) ?? 0;
-      if (count === 0) ctx.watchWith(ref, { type: 'ActorTerminated', ref });
-      mentions.set(ref, count + 1);
-    };
-    const forget = (ref: ActorRef<never>): void => {
-      const count = (mentions.get(ref) ?? 0) - 1;
-      if (count > 0) {
-        mentions.set(ref, count);
+      const address = addressOf(ref);
+      const existing = mentions.get(address);
+      if (existing !== undefined) {
+        existing.count++;
         return;
       }
-      mentions.delete(ref);
-      ctx.unwatch(ref);
+      mentions.set(address, { ref, count: 1 });
+      ctx.watchWith(ref, { type: 'ActorTerminated', ref });
+    };
+    const forget = (address: string): void => {
+      const existing = mentions.get(address);
+      if (existing === undefined) return;
+      if (--existing.count > 0) return;
+      mentions.delete(address);
+      ctx.unwatch(existing.ref);
     };
     const listing = (entry: Entry): Listing<never> => ({
       type: 'Listing',
       key: entry.key,
-      services: [...entry.services],
+      services: [...entry.services.values()],
     });
     const publish = (entry: Entry): void => {
       const message = listing(entry);
-      for (const subscriber of entry.subscribers) subscriber.tell(message);
+      for (const subscriber of entry.subscribers.values()) subscriber.tell(message);
     };
     const prune = (entry: Entry): void => {
       if (entry.services.size === 0 && entry.subscribers.size === 0) entries.delete(entry.key.id);
@@ -136,8 +151,9 @@ export function receptionistBehavior(): Behavior<ReceptionistCommand> {
       switch (command.type) {
         case 'Register': {
           const entry = entryFor(command.key);
-          if (!entry.services.has(command.service)) {
-            entry.services.add(command.service);
+          const address = addressOf(command.service);
+          if (!entry.services.has(address)) {
+            entry.services.set(address, command.service);
             mention(command.service);
             publish(entry);
           }
@@ -146,8 +162,9 @@ export function receptionistBehavior(): Behavior<ReceptionistCommand> {
         }
         case 'Deregister': {
           const entry = entries.get(command.key.id);
-          if (entry?.services.delete(command.service)) {
-            forget(command.service);
+          const address = addressOf(command.service);
+          if (entry?.services.delete(address)) {
+            forget(address);
             publish(entry);
             prune(entry);
           }
@@ -161,8 +178,9 @@ export function receptionistBehavior(): Behavior<ReceptionistCommand> {
         }
         case 'Subscribe': {
           const entry = entryFor(command.key);
-          if (!entry.subscribers.has(command.subscriber)) {
-            entry.subscribers.add(command.subscriber);
+          const address = addressOf(command.subscriber as ActorRef<never>);
+          if (!entry.subscribers.has(address)) {
+            entry.subscribers.set(address, command.subscriber);
             mention(command.subscriber as ActorRef<never>);
           }
           command.subscriber.tell(listing(entry));
@@ -170,17 +188,19 @@ export function receptionistBehavior(): Behavior<ReceptionistCommand> {
         }
         case 'Unsubscribe': {
           const entry = entries.get(command.key.id);
-          if (entry?.subscribers.delete(command.subscriber)) {
-            forget(command.subscriber as ActorRef<never>);
+          const address = addressOf(command.subscriber as ActorRef<never>);
+          if (entry?.subscribers.delete(address)) {
+            forget(address);
             prune(entry);
           }
           break;
         }
         case 'ActorTerminated': {
-          mentions.delete(command.ref);
+          const address = addressOf(command.ref);
+          mentions.delete(address);
           for (const entry of [...entries.values()]) {
-            entry.subscribers.delete(command.ref as ActorRef<Listing<never>>);
-            if (entry.services.delete(command.ref)) publish(entry);
+            entry.subscribers.delete(address);
+            if (entry.services.delete(address)) publish(entry);
             prune(entry);
           }
           break;

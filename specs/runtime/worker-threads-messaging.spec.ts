@@ -336,11 +336,7 @@ describe('worker-thread dispatcher: messaging', () => {
       expect(owner.path).to.equal('/user/registrar');
     });
 
-    // kernel bug: runtime/receptionist.ts keys services (and its death-watch mentions) by ref
-    // object identity, but Kernel.resolve gives a new RemoteActorRef for every decode of an
-    // address that is not a cell on this thread (a worker actor's own child, a remote actor), so
-    // a second, idempotent Register of the same actor is listed twice.
-    it.skip('lists a worker actor’s own child once when it registers twice', async () => {
+    it('lists a worker actor’s own child once when it registers twice', async () => {
       const key = ServiceKey.create<RelayMessage>('spec-worker-grandchild-twice');
       const listings = spawnProbe<Listing<RelayMessage>>(system);
       system.receptionist.tell(Receptionist.subscribe(key, listings.ref));
