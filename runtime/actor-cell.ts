@@ -229,7 +229,16 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     let initial = behavior as Behavior<unknown>;
     let placement: CellPlacement | undefined;
     const dispatcher = options?.dispatcher;
-    if (dispatcher !== undefined && dispatcher !== 'main') {
+    const node = options?.node;
+    if (node !== undefined && node !== this.kernel.nodeId) {
+      const mesh = this.kernel.mesh;
+      if (mesh === undefined) {
+        throw new InvalidRequestError(`cannot spawn on node ${String(node)}: this node is not on a mesh`);
+      }
+      const prepared = mesh.prepare(initial, String(node), mailbox);
+      initial = prepared.behavior;
+      placement = { makeSelf: prepared.makeSelf };
+    } else if (dispatcher !== undefined && dispatcher !== 'main') {
       const threads = this.kernel.threads;
       if (threads === undefined) {
         throw new InvalidRequestError(

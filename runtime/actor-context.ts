@@ -22,6 +22,11 @@ export interface SpawnOptions {
    * as `'worker'`. Off this thread only behaviors made with `defineBehavior` can run.
    */
   dispatcher?: string;
+  /**
+   * The node (PeerId) to run the actor on, when the mesh is up; its parent stays here. Like a
+   * worker dispatcher, only behaviors made with `defineBehavior` can run elsewhere.
+   */
+  node?: string;
 }
 
 export type PipeOutcome<TValue> = { ok: true; value: TValue } | { ok: false; error: Error };

@@ -22,12 +22,12 @@ import { HostedThread } from './hosted-thread.ts';
 import { Kernel, type SystemEvents } from './kernel.ts';
 import { createLogger, type LogLevel } from './logging.ts';
 import { defaultMailboxOptions, type MailboxOptions, resolveMailboxOptions } from './mailbox-options.ts';
+import { MessageCodec } from './message-codec.ts';
 import { type ReceptionistCommand, receptionistBehavior } from './receptionist.ts';
 import type { Router } from './router.ts';
 import { registerRuntimeMetrics } from './runtime-metrics.ts';
 import { exposeSystemHandle, type SystemHandleInit } from './system-handle.ts';
-import { ThreadCodec } from './thread-codec.ts';
-import { type DispatcherConfig, WorkerThreads } from './worker-threads.ts';
+import { type DispatcherConfig, type ThreadSpawner, WorkerThreads } from './worker-threads.ts';
 
 export interface ActorSystemOptions {
   /** Shown in logs; default `cloudless`. */
@@ -105,7 +105,7 @@ export class ActorSystem {
   #markTerminated!: () => void;
 
   readonly #registry: BehaviorRegistry;
-  readonly #hostGuardian: ActorCell<unknown> | undefined;
+  readonly #hostGuardian: ActorCell<unknown>;
   #threads: WorkerThreads | undefined;
   readonly #computeOptions: Omit<ComputePoolInit, 'logger'> | undefined;
   #compute: Promise<ComputePool> | undefined;
@@ -189,23 +189,24 @@ export class ActorSystem {
     const system = this.#root.spawn(guardian, { name: 'system', shutdown: 'infinity' });
     this.#user = this.#kernel.registry.get(user.path) as ActorCell<unknown>;
     this.#systemGuardian = this.#kernel.registry.get(system.path) as ActorCell<unknown>;
+    // Holds actors placed here by another thread or node, at the paths they have there.
+    const host = this.#root.spawn(guardian, { name: 'host', shutdown: 'infinity' });
+    this.#hostGuardian = this.#kernel.registry.get(host.path) as ActorCell<unknown>;
     if (options.hosted === undefined) {
       this.receptionist = this.#systemGuardian.spawn(receptionistBehavior(), { name: 'receptionist' });
-      this.#hostGuardian = undefined;
       this.hostedThread = undefined;
     } else {
       // A host thread has no receptionist of its own: the main thread's serves every thread.
       this.receptionist = this.#kernel.resolve({ node: this.nodeId, path: '/system/receptionist' });
-      const host = this.#root.spawn(guardian, { name: 'host', shutdown: 'infinity' });
-      this.#hostGuardian = this.#kernel.registry.get(host.path) as ActorCell<unknown>;
       this.hostedThread = new HostedThread({
         system: this,
         kernel: this.#kernel,
         port: options.hosted.port,
-        codec: new ThreadCodec(this.#kernel),
+        codec: new MessageCodec(this.#kernel),
         registry,
       });
       this.#kernel.router = this.hostedThread;
+      this.#kernel.remote = this.hostedThread;
     }
   }
 
@@ -227,7 +228,7 @@ export class ActorSystem {
       try {
         system.#threads = await WorkerThreads.start({
           kernel: system.#kernel,
-          codec: new ThreadCodec(system.#kernel),
+          codec: new MessageCodec(system.#kernel),
           registry,
           dispatchers,
           logLevel: options.logLevel ?? 'info',
@@ -313,8 +314,6 @@ export class ActorSystem {
     parent: ActorRef<never>,
     mailbox: Partial<MailboxOptions> | undefined,
   ): ActorRef<unknown> {
-    if (this.#hostGuardian === undefined)
-      throw new InvalidRequestError('only a worker-thread host hosts actors');
     return this.#hostGuardian.spawnHosted(behavior, path, parent, mailbox);
   }
 
@@ -339,9 +338,18 @@ export class ActorSystem {
     return this.#kernel.resolve(address);
   }
 
-  /** Installs the transport's router for actors that are not on this thread. */
-  setRouter(router: Router | undefined): void {
-    this.#kernel.router = router;
+  /**
+   * Installs the mesh: `router` carries envelopes and death watch to other nodes, `spawner`
+   * places actors there (`spawn(…, { node })`). Pass undefined to detach.
+   */
+  attachMesh(mesh: { router: Router; spawner: ThreadSpawner } | undefined): void {
+    this.#kernel.remote = mesh?.router;
+    this.#kernel.mesh = mesh?.spawner;
+  }
+
+  /** For transport/ only: the kernel the mesh delivers into. */
+  get internals(): Kernel {
+    return this.#kernel;
   }
 
   on<TEvent extends keyof SystemEvents>(
@@ -404,7 +412,7 @@ export class ActorSystem {
     for (const release of [...this.#handles]) release();
     try {
       await this.#stopGuardian(this.#user);
-      if (this.#hostGuardian !== undefined) await this.#stopGuardian(this.#hostGuardian);
+      await this.#stopGuardian(this.#hostGuardian);
       await this.#stopGuardian(this.#systemGuardian);
     } finally {
       this.clock.clearTimeout(deadline);

@@ -11,6 +11,7 @@ import { type Behavior, SuperviseBehavior } from './behavior.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import { toError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
+import type { MessageCodec } from './message-codec.ts';
 import type { Envelope, Router } from './router.ts';
 import {
   BackoffStrategy,
@@ -19,7 +20,6 @@ import {
   SupervisorStrategy,
 } from './supervisor-strategy.ts';
 import { ThreadChannel } from './thread-channel.ts';
-import type { ThreadCodec } from './thread-codec.ts';
 import { type ControlMessage, type StrategyData, toWireError } from './thread-protocol.ts';
 import { ThreadWatches } from './thread-watches.ts';
 
@@ -61,7 +61,7 @@ export class HostedThread implements Router {
   readonly #system: ActorSystem;
   readonly #kernel: Kernel;
   readonly #registry: BehaviorRegistry;
-  readonly #codec: ThreadCodec;
+  readonly #codec: MessageCodec;
   readonly #channel: ThreadChannel;
   readonly #watches: ThreadWatches;
   /** Set by the worker entry: what to do when the main thread asks this host to shut down. */
@@ -71,7 +71,7 @@ export class HostedThread implements Router {
     system: ActorSystem;
     kernel: Kernel;
     port: MessagePort;
-    codec: ThreadCodec;
+    codec: MessageCodec;
     registry: BehaviorRegistry;
   }) {
     this.#system = init.system;

@@ -77,7 +77,12 @@ export class Kernel {
   readonly events = new EventEmitter<SystemEvents>();
   readonly registry = new Map<string, ActorCell<unknown>>();
   readonly temp = new Map<string, PromiseRef<unknown>>();
+  /** Routes to actors of this node that are not on this thread (the worker-thread dispatchers). */
   router: Router | undefined;
+  /** Routes to actors on other nodes (the mesh); on a worker-thread host, the main thread. */
+  remote: Router | undefined;
+  /** Places actors on other nodes (`spawn(…, { node })`), when the mesh is up. */
+  mesh: ThreadSpawner | undefined;
   /** Worker-thread dispatchers, when this thread has any (the main thread of a system with workers). */
   threads: ThreadSpawner | undefined;
   readonly tempPrefix: string;
@@ -183,17 +188,21 @@ export class Kernel {
     return false;
   }
 
-  route(to: ActorAddress, message: unknown): void {
-    if (to.node === this.nodeId && this.deliverLocal(to.path, message)) return;
-    if (to.node === this.nodeId && this.router === undefined) {
-      this.deadLetter(to.path, message, 'not-found');
-      return;
+  /** Sends to any address; false when the message was dropped (and published as a dead letter). */
+  route(to: ActorAddress, message: unknown): boolean {
+    if (to.node === this.nodeId) {
+      if (this.deliverLocal(to.path, message)) return true;
+      if (this.router === undefined) {
+        this.deadLetter(to.path, message, 'not-found');
+        return false;
+      }
+      return this.router.deliver({ to: { node: to.node, path: to.path }, message }) !== false;
     }
-    if (this.router === undefined) {
+    if (this.remote === undefined) {
       this.deadLetter(to.path, message, 'no-route');
-      return;
+      return false;
     }
-    this.router.deliver({ to: { node: to.node, path: to.path }, message });
+    return this.remote.deliver({ to: { node: to.node, path: to.path }, message }) !== false;
   }
 
   watch(target: ActorRef<never>, watcher: DeathWatcher): void {
@@ -201,10 +210,11 @@ export class Kernel {
       (target.cell as ActorCell<unknown>).addWatcher(watcher);
     } else if (target.node === this.nodeId && this.registry.has(target.path)) {
       this.registry.get(target.path)?.addWatcher(watcher);
-    } else if (target.node === this.nodeId && this.router === undefined) {
-      watcher.deathNotice(target, undefined, false);
-    } else if (this.router !== undefined) {
-      this.router.watch(target, watcher);
+    } else if (target.node === this.nodeId) {
+      if (this.router === undefined) watcher.deathNotice(target, undefined, false);
+      else this.router.watch(target, watcher);
+    } else if (this.remote !== undefined) {
+      this.remote.watch(target, watcher);
     } else {
       watcher.deathNotice(target, new UnavailableError(`no route to node ${target.node}`), false);
     }
@@ -214,7 +224,8 @@ export class Kernel {
     if (target instanceof LocalActorRef) (target.cell as ActorCell<unknown>).removeWatcher(watcher);
     else if (target.node === this.nodeId && this.registry.has(target.path)) {
       this.registry.get(target.path)?.removeWatcher(watcher);
-    } else this.router?.unwatch(target, watcher);
+    } else if (target.node === this.nodeId) this.router?.unwatch(target, watcher);
+    else this.remote?.unwatch(target, watcher);
   }
 
   ask<TMsg, TReply>(
@@ -251,7 +262,19 @@ export class Kernel {
       replyTo.fail(error instanceof Error ? error : new Error(String(error)));
       return replyTo.promise;
     }
-    target.tell(message);
+    if (target instanceof RemoteActorRef) {
+      // A message the route had to drop (a full send buffer, an unreachable node) fails the ask
+      // now rather than at its timeout.
+      if (!this.route(target, message)) {
+        replyTo.fail(
+          new UnavailableError(
+            `ask to ${target.node}${target.path} could not be sent; see the dead letter for why`,
+          ),
+        );
+      }
+    } else {
+      target.tell(message);
+    }
     return replyTo.promise;
   }
 

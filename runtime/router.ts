@@ -13,8 +13,11 @@ export interface Envelope {
 }
 
 export interface Router {
-  /** Takes an envelope for a non-local actor. Must not throw; undeliverable ones become dead letters. */
-  deliver(envelope: Envelope): void;
+  /**
+   * Takes an envelope for a non-local actor. Must not throw; undeliverable ones become dead
+   * letters and make it return false (so an ask can fail at once).
+   */
+  deliver(envelope: Envelope): boolean | void;
   /** Watches a non-local actor; the watcher hears a death notice when it terminates or becomes unreachable. */
   watch(target: ActorAddress, watcher: DeathWatcher): void;
   unwatch(target: ActorAddress, watcher: DeathWatcher): void;

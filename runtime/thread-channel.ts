@@ -8,7 +8,7 @@
  * instead of piling up in the port's queue. Control messages (spawn, stop, watch) flush the
  * pending batch first so they never overtake envelopes sent before them.
  */
-import type { ThreadCodec } from './thread-codec.ts';
+import type { MessageCodec } from './message-codec.ts';
 import type { ControlMessage } from './thread-protocol.ts';
 
 export interface PostTarget {
@@ -22,7 +22,7 @@ export interface ThreadChannelInit {
 
 export class ThreadChannel {
   readonly #target: PostTarget;
-  readonly #codec: ThreadCodec;
+  readonly #codec: MessageCodec;
   readonly #maxBatch: number;
   readonly #maxInFlight: number;
   readonly #onOverflow: (path: string, message: unknown) => void;
@@ -37,7 +37,7 @@ export class ThreadChannel {
 
   constructor(
     target: PostTarget,
-    codec: ThreadCodec,
+    codec: MessageCodec,
     onOverflow: (path: string, message: unknown) => void,
     init: ThreadChannelInit = {},
   ) {

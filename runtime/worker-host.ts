@@ -7,9 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { Kernel } from './kernel.ts';
+import type { MessageCodec } from './message-codec.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import { ThreadChannel } from './thread-channel.ts';
-import type { ThreadCodec } from './thread-codec.ts';
 import type { ControlMessage, SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
 import { ThreadWatches } from './thread-watches.ts';
 
@@ -25,7 +25,7 @@ export interface WorkerHostInit {
   dispatcher: string;
   slot: number;
   kernel: Kernel;
-  codec: ThreadCodec;
+  codec: MessageCodec;
   modules: readonly string[];
   logLevel: string;
   resourceLimits: ResourceLimits | undefined;
@@ -153,7 +153,7 @@ export class WorkerHost {
     behavior: RegisteredBehavior<unknown>,
     strategies: readonly StrategyData[],
     parent: string,
-    codec: ThreadCodec,
+    codec: MessageCodec,
     mailbox: SpawnMailbox | undefined,
   ): number {
     const id = this.#nextSpawnId++;

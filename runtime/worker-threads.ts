@@ -14,10 +14,10 @@ import type { BehaviorRegistry } from './behavior-registry.ts';
 import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
+import type { MessageCodec } from './message-codec.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { Envelope, Router } from './router.ts';
 import type { SupervisorStrategy } from './supervisor-strategy.ts';
-import type { ThreadCodec } from './thread-codec.ts';
 import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
 import { type ProxyHost, proxyBehavior, WorkerActorRef } from './thread-proxy.ts';
 import { WorkerHost } from './worker-host.ts';
@@ -31,7 +31,7 @@ export interface DispatcherConfig {
 
 export interface WorkerThreadsInit {
   kernel: Kernel;
-  codec: ThreadCodec;
+  codec: MessageCodec;
   registry: BehaviorRegistry;
   dispatchers: Record<string, DispatcherConfig>;
   logLevel: string;

@@ -46,7 +46,7 @@ describe('actor system', () => {
       await system.stop();
     });
 
-    it('stops user actors before the system’s own, children before parents', async () => {
+    it('stops user actors, then actors hosted for other threads or nodes, then the system’s own, children before parents', async () => {
       const order: string[] = [];
       system.on('actor:stop', ({ ref }) => order.push(ref.path));
       const parent = system.spawn(
@@ -63,6 +63,7 @@ describe('actor system', () => {
         '/user/parent/child',
         '/user/parent',
         '/user',
+        '/host',
         '/system/kernel-side',
         '/system/receptionist',
         '/system',

@@ -78,7 +78,7 @@ describe('behaviors', () => {
     ignore.tell('b');
     await settle();
     expect(letters).to.deep.equal([{ recipient: '/user/empty', message: 'a', reason: 'unhandled' }]);
-    expect(system.stats.liveActors).to.equal(6);
+    expect(system.stats.liveActors).to.equal(7);
   });
 
   it('fails an actor whose handler returns a promise with InvalidBehaviorError', async () => {
@@ -91,7 +91,7 @@ describe('behaviors', () => {
     expect(failures).to.have.length(1);
     expect(failures[0]?.error).to.be.instanceOf(InvalidBehaviorError);
     expect(failures[0]?.error).to.have.property('code', 'INVALID_BEHAVIOR');
-    expect(system.stats.liveActors).to.equal(4);
+    expect(system.stats.liveActors).to.equal(5);
   });
 
   /** Runs `body` and returns the promise rejections nothing handled meanwhile. */

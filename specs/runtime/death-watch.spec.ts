@@ -259,6 +259,6 @@ describe('death watch', () => {
     expect(setups).to.equal(2);
     expect(failures).to.have.length(1);
     expect(failures[0]?.error).to.be.instanceOf(ParentBroke);
-    expect(system.stats.liveActors, 'the new parent and its new child run').to.equal(6);
+    expect(system.stats.liveActors, 'the new parent and its new child run').to.equal(7);
   });
 });

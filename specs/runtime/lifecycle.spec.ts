@@ -43,7 +43,7 @@ describe('lifecycle signals', () => {
     ref.tell(() => Behaviors.stopped);
     await settle();
     expect(log).to.deep.equal(['a:PostStop']);
-    expect(system.stats.liveActors).to.equal(4);
+    expect(system.stats.liveActors).to.equal(5);
   });
 
   it('delivers PostStop to each actor when the system stops', async () => {
@@ -129,11 +129,11 @@ describe('lifecycle signals', () => {
     target.tell(() => Behaviors.stopped);
     await settle();
     expect(log).to.deep.equal(['target:PostStop']);
-    expect(system.stats.liveActors, 'the target is still alive').to.equal(6);
+    expect(system.stats.liveActors, 'the target is still alive').to.equal(7);
     release();
     await settle();
     expect(log).to.deep.equal(['target:PostStop', 'cleanup done', 'watcher:Terminated(/user/target)']);
-    expect(system.stats.liveActors).to.equal(5);
+    expect(system.stats.liveActors).to.equal(6);
   });
 
   it('kills a child whose PostStop does not settle within its shutdown time', async () => {

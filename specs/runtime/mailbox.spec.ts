@@ -164,7 +164,7 @@ describe('mailbox', () => {
       expect(() => system.spawn(Behaviors.ignore(), { name: 'x', mailbox: mailbox as never }))
         .to.throw(InvalidRequestError)
         .with.property('code', 'INVALID_REQUEST');
-      expect(system.stats.liveActors).to.equal(4); // root, /user, /system, the receptionist
+      expect(system.stats.liveActors).to.equal(5); // root, /user, /system, /host, the receptionist
     });
 
     it(`refuses an actor system with default mailbox ${label} with InvalidRequestError`, async () => {

@@ -306,7 +306,7 @@ describe('per-actor supervision', () => {
     ref.tell(report);
     await settle();
     expect(failures.map((f) => f.error.constructor)).to.deep.equal([Transient]);
-    expect(system.stats.liveActors).to.equal(4);
+    expect(system.stats.liveActors).to.equal(5);
   });
 
   it('stops an actor whose setup fails under resume during a restart, instead of resuming the old state', async () => {
@@ -335,7 +335,7 @@ describe('per-actor supervision', () => {
     // Resuming needs a behavior of this incarnation; the failed one's state must not come back.
     expect(reports).to.deep.equal([]);
     expect(failures.map((f) => f.error.constructor)).to.deep.equal([Fatal, Transient]);
-    expect(system.stats.liveActors).to.equal(4);
+    expect(system.stats.liveActors).to.equal(5);
   });
 
   it('stops the children of a restarting actor and lets the new incarnation spawn them again', async () => {
@@ -364,6 +364,6 @@ describe('per-actor supervision', () => {
     await settle();
     expect(incarnation).to.equal(2);
     expect(log).to.deep.equal(['child1:PostStop']);
-    expect(system.stats.liveActors).to.equal(6);
+    expect(system.stats.liveActors).to.equal(7);
   });
 });

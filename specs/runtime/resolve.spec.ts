@@ -6,6 +6,7 @@ import { Behaviors } from '../../runtime/behavior.ts';
 import { SimulatedClock } from '../../runtime/clock.ts';
 import { TimeoutError } from '../../runtime/errors.ts';
 import type { Envelope, Router } from '../../runtime/router.ts';
+import type { ThreadSpawner } from '../../runtime/worker-threads.ts';
 import { collectDeadLetters, settle, spawnProbe, startTestSystem, track } from '../support/test-system.ts';
 
 /** A request whose replyTo crossed a serialization boundary as a plain address. */
@@ -103,18 +104,26 @@ describe('resolve', () => {
     expect(letters).to.deep.equal([{ recipient: '/user/x', message: 'hi', reason: 'no-route' }]);
   });
 
-  it('hands messages for another node to the installed router', () => {
+  it('hands messages for another node to the installed mesh router', () => {
+    const noSpawner: ThreadSpawner = {
+      dispatcherNames: [],
+      prepare: () => {
+        throw new Error('not used');
+      },
+    };
     const delivered: Envelope[] = [];
     const router: Router = {
-      deliver: (envelope) => delivered.push(envelope),
+      deliver: (envelope) => {
+        delivered.push(envelope);
+      },
       watch: () => {},
       unwatch: () => {},
     };
-    system.setRouter(router);
+    system.attachMesh({ router, spawner: noSpawner });
     const remote: ActorRef<string> = system.resolve({ node: 'node-b', path: '/user/x' });
     expect(remote.toJSON()).to.deep.equal({ node: 'node-b', path: '/user/x' });
     remote.tell('hi');
     expect(delivered).to.deep.equal([{ to: { node: 'node-b', path: '/user/x' }, message: 'hi' }]);
-    system.setRouter(undefined);
+    system.attachMesh(undefined);
   });
 });

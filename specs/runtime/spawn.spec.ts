@@ -61,7 +61,7 @@ describe('spawn', () => {
         .with.property('code', 'INVALID_REQUEST');
       const { error } = await inParent((ctx) => ctx.spawn(Behaviors.ignore(), { name: name as string }));
       expect(error).to.be.instanceOf(InvalidRequestError);
-      expect(system.stats.liveActors, 'nothing was spawned').to.equal(5);
+      expect(system.stats.liveActors, 'nothing was spawned').to.equal(6);
     });
   }
 
@@ -131,7 +131,7 @@ describe('spawn', () => {
     expect(error).to.be.instanceOf(InvalidRequestError);
     const self = await inParent((ctx) => ctx.stop(ctx.self as ActorRef<never>));
     expect(self.error).to.be.instanceOf(InvalidRequestError);
-    expect(system.stats.liveActors, 'nothing was stopped').to.equal(7);
+    expect(system.stats.liveActors, 'nothing was stopped').to.equal(8);
   });
 
   it('refuses to stop a grandchild with InvalidRequestError', async () => {
@@ -158,7 +158,7 @@ describe('spawn', () => {
     await settle();
     expect(grandchild?.path).to.equal('/user/parent/child/grandchild');
     expect(error).to.be.instanceOf(InvalidRequestError);
-    expect(system.stats.liveActors).to.equal(7);
+    expect(system.stats.liveActors).to.equal(8);
   });
 
   for (const [label, shutdown] of [

@@ -1,5 +1,5 @@
 /**
- * Encoding of messages that cross a thread: msgpackr, with every actor ref written as an
+ * Encoding of messages that cross a thread or the mesh: msgpackr, with every actor ref written as an
  * extension (`[node, path]`) and read back as a live ref of the receiving thread's kernel.
  *
  * Why msgpackr and not structured clone: a ref in memory points at its actor's cell (the whole
@@ -42,7 +42,7 @@ for (const Class of [LocalActorRef, RemoteActorRef, PromiseRef]) {
   });
 }
 
-export class ThreadCodec {
+export class MessageCodec {
   readonly #packr = new Packr({ useRecords: false, moreTypes: true });
   readonly #resolver: RefResolver;
 
