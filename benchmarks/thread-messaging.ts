@@ -160,9 +160,9 @@ async function codecComparison(): Promise<{
   msgpackr_msgs_per_s: number;
   structured_clone_with_walk_msgs_per_s: number;
 }> {
-  const { ThreadCodec } = await import('../runtime/thread-codec.ts');
+  const { MessageCodec } = await import('../runtime/message-codec.ts');
   const system = await ActorSystem.start({ logLevel: 'silent' });
-  const codec = new ThreadCodec({ resolve: (address) => system.resolve(address) });
+  const codec = new MessageCodec({ resolve: (address) => system.resolve(address) });
   const ref = system.receptionist;
   const batch: unknown[] = [];
   for (let i = 0; i < window; i++) batch.push('/user/receiver', { type: 'work', n: i, replyTo: ref });
