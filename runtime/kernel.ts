@@ -25,7 +25,8 @@ export type DeadLetterReason =
   | 'ask-completed'
   | 'stash-dropped'
   | 'no-route'
-  | 'not-found';
+  | 'not-found'
+  | 'unreachable';
 
 export const deadLetterReasons: readonly DeadLetterReason[] = [
   'actor-dead',
@@ -35,6 +36,7 @@ export const deadLetterReasons: readonly DeadLetterReason[] = [
   'stash-dropped',
   'no-route',
   'not-found',
+  'unreachable',
 ];
 
 export interface DeadLetter {
@@ -253,7 +255,7 @@ export class Kernel {
         ),
       );
     }
-    const replyTo = new PromiseRef<TReply>(this, target.path, timeoutMs, signal);
+    const replyTo = new PromiseRef<TReply>(this, target, timeoutMs, signal);
     this.pendingAsks.add(replyTo as unknown as PromiseRef<unknown>);
     let message: TMsg;
     try {

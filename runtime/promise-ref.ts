@@ -22,10 +22,19 @@ export class PromiseRef<TReply> implements ActorRef<TReply> {
   #signal: AbortSignal | undefined;
   #done = false;
 
-  constructor(kernel: Kernel, targetPath: string, timeoutMs: number, signal: AbortSignal | undefined) {
+  /** Node of the actor that was asked. */
+  readonly targetNode: string;
+
+  constructor(
+    kernel: Kernel,
+    target: { readonly node: string; readonly path: string },
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ) {
     this.#kernel = kernel;
     this.node = kernel.nodeId;
-    this.#targetPath = targetPath;
+    this.targetNode = target.node;
+    this.#targetPath = target.path;
     this.#timeoutMs = timeoutMs;
     this.promise = new Promise<TReply>((resolve, reject) => {
       this.#resolve = resolve;

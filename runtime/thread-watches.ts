@@ -39,6 +39,11 @@ export class ThreadWatches {
     this.#send = send;
   }
 
+  /** Whether any actor here watches an actor on the other side. */
+  get active(): boolean {
+    return this.#requested.size > 0;
+  }
+
   request(target: ActorRef<never>, watcher: DeathWatcher): void {
     let byPath = this.#ids.get(watcher);
     const existing = byPath?.get(target.path);

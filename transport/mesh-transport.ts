@@ -1,0 +1,293 @@
+/**
+ * The mesh: this node's libp2p node speaking `/cloudless/actor/1.0.0` to every peer, plugged
+ * into the kernel as its router for other nodes. A ref to an actor on another machine then
+ * behaves like a local one: tell, ask and death watch, with per-sender ordering (one stream, one
+ * batch order per peer), and hard limits on everything that comes in.
+ */
+import type { Connection, ConnectionGater, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { Counter, Gauge } from 'prom-client';
+import type { DeathWatcher } from '../runtime/actor-cell.ts';
+import type { ActorAddress, ActorRef } from '../runtime/actor-ref.ts';
+import type { ActorSystem } from '../runtime/actor-system.ts';
+import { InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
+import type { Kernel } from '../runtime/kernel.ts';
+import { MessageCodec } from '../runtime/message-codec.ts';
+import type { Envelope, Router } from '../runtime/router.ts';
+import type { ControlMessage } from '../runtime/thread-protocol.ts';
+import { createMeshNode, type MeshNode } from './mesh-node.ts';
+import type { MsgpackLimits } from './msgpack-limits.ts';
+import { actorProtocol, PeerLink, type PeerLinkOwner, type PeerLinkSettings } from './peer-link.ts';
+
+/** Decides which peers may connect. Enrollment will admit only members; the default admits all. */
+export interface MeshGate {
+  admit(peerId: string): boolean | Promise<boolean>;
+}
+
+export interface MeshTransportInit {
+  privateKey: PrivateKey;
+  /** Multiaddrs to listen on; default loopback on a free port. */
+  listen?: string[];
+  gate?: MeshGate;
+  /** Largest frame accepted or sent; default 4 MiB. */
+  maxFrameBytes?: number;
+  /** Decoding limits for remote data. */
+  limits?: Partial<MsgpackLimits>;
+  /** Actor-protocol streams a peer may open at once; default 4. */
+  maxInboundStreams?: number;
+  /** Envelopes waiting for a peer's stream, at most; default 100,000 per peer. */
+  maxQueued?: number;
+  /** Envelopes per frame, at most; default 4096. */
+  maxBatch?: number;
+  reconnect?: Partial<PeerLinkSettings['reconnect']>;
+  /** How long a peer may be unreachable before its actors count as terminated; default 10 s. */
+  unreachableAfterMs?: number;
+  /** Deadline of one dial; default 5 s. */
+  dialTimeoutMs?: number;
+  /** Source of reconnect jitter; default Math.random. */
+  random?: () => number;
+}
+
+export const defaultLimits: MsgpackLimits = {
+  maxDepth: 32,
+  maxCollectionLength: 1_000_000,
+  maxStringBytes: 4 * 1024 * 1024,
+  maxItems: 4_000_000,
+};
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw new InvalidRequestError(`mesh option ${name} must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function gaterFor(gate: MeshGate | undefined): ConnectionGater | undefined {
+  if (gate === undefined) return undefined;
+  const deny = async (peer: PeerId): Promise<boolean> => !(await gate.admit(peer.toString()));
+  return {
+    denyDialPeer: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny,
+  };
+}
+
+export class MeshTransport implements Router, PeerLinkOwner {
+  readonly kernel: Kernel;
+  readonly codec: MessageCodec;
+  readonly settings: PeerLinkSettings;
+  readonly node: MeshNode;
+  readonly #system: ActorSystem;
+  readonly #links = new Map<string, PeerLink>();
+  readonly #random: () => number;
+  readonly #violations: Counter<string>;
+  #stopped = false;
+
+  private constructor(system: ActorSystem, node: MeshNode, settings: PeerLinkSettings, random: () => number) {
+    this.#system = system;
+    this.kernel = system.internals;
+    this.codec = new MessageCodec(this.kernel);
+    this.node = node;
+    this.settings = settings;
+    this.#random = random;
+    this.#violations = new Counter({
+      name: 'cloudless_transport_protocol_violations_total',
+      help: 'Streams reset because a peer sent garbage, an oversized frame or data past the decode limits',
+      registers: [system.metrics],
+    });
+    const links = this.#links;
+    new Gauge({
+      name: 'cloudless_transport_send_queue_messages',
+      help: 'Envelopes waiting for a peer stream, over all peers',
+      registers: [system.metrics],
+      collect() {
+        let total = 0;
+        for (const link of links.values()) total += link.queued;
+        this.set(total);
+      },
+    });
+    new Gauge({
+      name: 'cloudless_transport_peers',
+      help: 'Peers this node has a link to',
+      registers: [system.metrics],
+      collect() {
+        this.set(links.size);
+      },
+    });
+  }
+
+  /**
+   * Starts the libp2p node and attaches it to `system`, whose node id must be this identity's
+   * PeerId (so refs name the node other peers dial).
+   */
+  static async start(system: ActorSystem, init: MeshTransportInit): Promise<MeshTransport> {
+    const reconnect = {
+      minMs: positive('reconnect.minMs', init.reconnect?.minMs, 100),
+      maxMs: positive('reconnect.maxMs', init.reconnect?.maxMs, 5000),
+      jitter: init.reconnect?.jitter ?? 0.2,
+    };
+    const settings: PeerLinkSettings = {
+      maxFrameBytes: positive('maxFrameBytes', init.maxFrameBytes, 4 * 1024 * 1024),
+      limits: { ...defaultLimits, ...init.limits },
+      maxQueued: positive('maxQueued', init.maxQueued, 100_000),
+      maxBatch: positive('maxBatch', init.maxBatch, 4096),
+      reconnect,
+      unreachableAfterMs: positive('unreachableAfterMs', init.unreachableAfterMs, 10_000),
+      dialTimeoutMs: positive('dialTimeoutMs', init.dialTimeoutMs, 5000),
+    };
+    const node = await createMeshNode({
+      privateKey: init.privateKey,
+      listen: init.listen,
+      gater: gaterFor(init.gate),
+      agentVersion: `cloudless/${system.name}`,
+    });
+    if (node.peerId.toString() !== system.nodeId) {
+      await node.stop();
+      throw new InvalidRequestError(
+        `the actor system's nodeId (${system.nodeId}) must be the mesh identity's PeerId (${node.peerId}); ` +
+          'start the system with nodeId set to the PeerId',
+      );
+    }
+    const transport = new MeshTransport(system, node, settings, init.random ?? Math.random);
+    await node.handle(
+      actorProtocol,
+      (stream: Stream, connection: Connection) =>
+        transport.#link(connection.remotePeer.toString()).attach(stream),
+      { maxInboundStreams: positive('maxInboundStreams', init.maxInboundStreams, 4) },
+    );
+    node.addEventListener('peer:disconnect', (event) =>
+      transport.#links.get(event.detail.toString())?.disconnected(),
+    );
+    system.attachMesh({ router: transport, spawner: transport.#spawner() });
+    return transport;
+  }
+
+  get peerId(): string {
+    return this.node.peerId.toString();
+  }
+
+  /** Addresses other peers can dial, each ending in this node's /p2p/PeerId. */
+  get multiaddrs(): string[] {
+    return this.node.getMultiaddrs().map(String);
+  }
+
+  /** Connects to a peer by address (first contact); resolves with its PeerId. */
+  async connect(address: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+    let target: ReturnType<typeof multiaddr>;
+    try {
+      target = multiaddr(address);
+    } catch (error) {
+      throw new InvalidRequestError(`'${address}' is not a multiaddr: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      const connection = await this.node.dial(target, {
+        signal: options.signal ?? AbortSignal.timeout(this.settings.dialTimeoutMs),
+      });
+      return connection.remotePeer.toString();
+    } catch (error) {
+      throw new UnavailableError(
+        `cannot connect to ${address}: ${(error as Error).message}; check the address and that the node runs`,
+        { cause: error },
+      );
+    }
+  }
+
+  #link(peerId: string): PeerLink {
+    let link = this.#links.get(peerId);
+    if (link === undefined) {
+      link = new PeerLink(this, peerId);
+      this.#links.set(peerId, link);
+    }
+    return link;
+  }
+
+  // ---------------------------------------------------------------- Router
+
+  deliver(envelope: Envelope): boolean {
+    if (this.#stopped) {
+      this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
+      return false;
+    }
+    let link: PeerLink;
+    try {
+      link = this.#link(peerIdFromString(envelope.to.node).toString());
+    } catch {
+      this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
+      return false;
+    }
+    return link.send(envelope.to.path, envelope.message);
+  }
+
+  watch(target: ActorAddress, watcher: DeathWatcher): void {
+    if (this.#stopped) {
+      watcher.deathNotice(target as ActorRef<never>, new UnavailableError('the mesh is stopped'), false);
+      return;
+    }
+    this.#link(target.node).watches.request(target as ActorRef<never>, watcher);
+  }
+
+  unwatch(target: ActorAddress, watcher: DeathWatcher): void {
+    this.#links.get(target.node)?.watches.cancel(target, watcher);
+  }
+
+  // ---------------------------------------------------------------- PeerLinkOwner
+
+  async dial(peerId: string, signal: AbortSignal): Promise<Stream> {
+    return this.node.dialProtocol(peerIdFromString(peerId), actorProtocol, { signal });
+  }
+
+  random(): number {
+    return this.#random();
+  }
+
+  onControl(link: PeerLink, message: ControlMessage): void {
+    switch (message.t) {
+      case 'watch':
+        if (typeof message.id === 'number' && typeof message.path === 'string')
+          link.watches.serve(message.id, message.path);
+        return;
+      case 'unwatch':
+        if (typeof message.id === 'number') link.watches.stopServing(message.id);
+        return;
+      case 'death':
+        if (typeof message.id === 'number') link.watches.onDeath(message.id, message.error);
+        return;
+      default:
+        this.onViolation(link, `unexpected control message '${String(message.t).slice(0, 40)}'`);
+    }
+  }
+
+  onUnreachable(link: PeerLink, error: Error): void {
+    this.kernel.logger.warn(error.message);
+    for (const ask of [...this.kernel.pendingAsks]) {
+      if (ask.targetNode === link.peerId) ask.fail(error);
+    }
+  }
+
+  onViolation(link: PeerLink, reason: string): void {
+    this.#violations.inc();
+    this.kernel.logger.warn(`peer ${link.peerId} broke the actor protocol (${reason}); its stream was reset`);
+  }
+
+  #spawner(): { dispatcherNames: readonly string[]; prepare: () => never } {
+    return {
+      dispatcherNames: [],
+      prepare: () => {
+        throw new InvalidRequestError('spawning on another node is not supported by this transport yet');
+      },
+    };
+  }
+
+  /** Closes every link and stops the libp2p node; actors stay (the system stops them). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#system.attachMesh(undefined);
+    await Promise.all([...this.#links.values()].map((link) => link.close()));
+    await this.node.stop();
+  }
+}

@@ -1,0 +1,387 @@
+/**
+ * Everything this node says to one peer over `/cloudless/actor/1.0.0`: one long-lived stream it
+ * sends on (its own, or the one the peer opened, whichever came first), length-prefixed frames,
+ * each a msgpackr batch. Control frames (watch, death, spawn, stop) go before data in every flush,
+ * so system messages never wait behind a backlog of user messages.
+ *
+ * Sending is bounded: at most `maxQueued` envelopes wait for the stream, and the stream's own
+ * drain is respected; beyond that a tell becomes a dead letter (`mailbox-full`) and an ask fails
+ * at once. A peer that cannot be reached is redialled with exponential backoff and jitter; after
+ * `unreachableAfterMs` its queued messages become dead letters (`unreachable`), every watch of its
+ * actors ends with `Terminated`, and asks to it fail.
+ */
+import type { Stream } from '@libp2p/interface';
+import { UnavailableError } from '../runtime/errors.ts';
+import type { Kernel } from '../runtime/kernel.ts';
+import type { MessageCodec } from '../runtime/message-codec.ts';
+import type { ControlMessage } from '../runtime/thread-protocol.ts';
+import { ThreadWatches } from '../runtime/thread-watches.ts';
+import { FrameDecoder, frameHeader } from './frame-codec.ts';
+import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
+
+export const actorProtocol = '/cloudless/actor/1.0.0';
+
+const dataFrame = 0;
+const controlFrame = 1;
+
+export interface PeerLinkSettings {
+  maxFrameBytes: number;
+  limits: MsgpackLimits;
+  /** Envelopes waiting for the stream, at most. */
+  maxQueued: number;
+  /** Envelopes per frame, at most (a frame is also cut below maxFrameBytes). */
+  maxBatch: number;
+  reconnect: { minMs: number; maxMs: number; jitter: number };
+  unreachableAfterMs: number;
+  dialTimeoutMs: number;
+}
+
+export interface PeerLinkOwner {
+  readonly kernel: Kernel;
+  readonly codec: MessageCodec;
+  readonly settings: PeerLinkSettings;
+  dial(peerId: string, signal: AbortSignal): Promise<Stream>;
+  onControl(link: PeerLink, message: ControlMessage): void;
+  onUnreachable(link: PeerLink, error: Error): void;
+  onViolation(link: PeerLink, reason: string): void;
+  random(): number;
+}
+
+export class PeerLink {
+  readonly peerId: string;
+  readonly watches: ThreadWatches;
+  readonly #owner: PeerLinkOwner;
+  #sendStream: Stream | undefined;
+  readonly #streams = new Set<Stream>();
+  /** to, traceId, message, to, traceId, message, … */
+  #data: unknown[] = [];
+  #control: ControlMessage[] = [];
+  #flushScheduled = false;
+  #waitingDrain = false;
+  #dialing = false;
+  #attempt = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #unreachableTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #traceSeq = 0;
+  unreachable = false;
+
+  constructor(owner: PeerLinkOwner, peerId: string) {
+    this.#owner = owner;
+    this.peerId = peerId;
+    this.watches = new ThreadWatches(owner.kernel, (message) => this.control(message));
+  }
+
+  get alive(): boolean {
+    return !this.#closed && !this.unreachable;
+  }
+
+  /** Queued envelopes (for the send-buffer metric). */
+  get queued(): number {
+    return this.#data.length / 3;
+  }
+
+  /** The link as a channel: what a proxy uses to send to an actor placed on this peer. */
+  get channel(): { send(path: string, message: unknown): void } {
+    return this;
+  }
+
+  send(path: string, message: unknown): boolean {
+    const kernel = this.#owner.kernel;
+    if (this.#closed) {
+      kernel.deadLetter(path, message, 'no-route');
+      return false;
+    }
+    if (this.unreachable && this.#sendStream === undefined) {
+      kernel.deadLetter(path, message, 'unreachable');
+      this.#ensureConnected();
+      return false;
+    }
+    if (this.#data.length / 3 >= this.#owner.settings.maxQueued) {
+      kernel.deadLetter(path, message, 'mailbox-full');
+      return false;
+    }
+    this.#data.push(path, ++this.#traceSeq, message);
+    this.#ensureConnected();
+    this.#scheduleFlush();
+    return true;
+  }
+
+  control(message: ControlMessage): void {
+    if (this.#closed) return;
+    this.#control.push(message);
+    this.#ensureConnected();
+    this.#scheduleFlush();
+  }
+
+  /** A stream to this peer (inbound, or the one we dialled): read from it; send on it if we have none. */
+  attach(stream: Stream): void {
+    if (this.#closed) {
+      stream.abort(new UnavailableError('this node is stopping'));
+      return;
+    }
+    this.#streams.add(stream);
+    const decoder = new FrameDecoder({ maxFrameBytes: this.#owner.settings.maxFrameBytes });
+    stream.addEventListener('message', (event) => {
+      let frames: Uint8Array[];
+      try {
+        const data = event.data;
+        frames = decoder.push(data instanceof Uint8Array ? data : data.subarray());
+      } catch (error) {
+        this.#violation(stream, (error as Error).message);
+        return;
+      }
+      for (const frame of frames) {
+        if (!this.#handleFrame(stream, frame)) return;
+      }
+    });
+    stream.addEventListener('close', () => this.#detach(stream));
+    if (this.#sendStream === undefined) {
+      this.#sendStream = stream;
+      this.#connected();
+    }
+  }
+
+  #connected(): void {
+    this.#attempt = 0;
+    this.unreachable = false;
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    if (this.#unreachableTimer !== undefined) clearTimeout(this.#unreachableTimer);
+    this.#reconnectTimer = undefined;
+    this.#unreachableTimer = undefined;
+    this.#scheduleFlush();
+  }
+
+  #detach(stream: Stream): void {
+    this.#streams.delete(stream);
+    if (this.#sendStream !== stream) return;
+    this.#sendStream = undefined;
+    this.#waitingDrain = false;
+    for (const other of this.#streams) {
+      if (other.status === 'open') {
+        this.#sendStream = other;
+        this.#scheduleFlush();
+        return;
+      }
+    }
+    if (this.#closed) return;
+    // Lost the connection: start the clock on unreachability and redial while anything depends on it.
+    this.#armUnreachable();
+    this.#ensureConnected();
+  }
+
+  /** The peer's connection closed (libp2p peer:disconnect). */
+  disconnected(): void {
+    if (this.#sendStream === undefined && !this.#closed) this.#armUnreachable();
+  }
+
+  #needsConnection(): boolean {
+    if (this.#data.length > 0 || this.#control.length > 0 || this.watches.active) return true;
+    for (const ask of this.#owner.kernel.pendingAsks) if (ask.targetNode === this.peerId) return true;
+    return false;
+  }
+
+  #ensureConnected(): void {
+    if (this.#closed || this.#sendStream !== undefined || this.#dialing || this.#reconnectTimer !== undefined)
+      return;
+    this.#dialing = true;
+    const settings = this.#owner.settings;
+    this.#owner.dial(this.peerId, AbortSignal.timeout(settings.dialTimeoutMs)).then(
+      (stream) => {
+        this.#dialing = false;
+        this.attach(stream);
+      },
+      (error: unknown) => {
+        this.#dialing = false;
+        if (this.#closed) return;
+        this.#owner.kernel.logger.debug(`dial to ${this.peerId} failed: ${(error as Error)?.message}`);
+        this.#armUnreachable();
+        if (!this.#needsConnection()) return;
+        const { minMs, maxMs, jitter } = settings.reconnect;
+        const base = Math.min(maxMs, minMs * 2 ** Math.min(this.#attempt++, 20));
+        const delay = base * (1 + jitter * this.#owner.random());
+        this.#reconnectTimer = setTimeout(() => {
+          this.#reconnectTimer = undefined;
+          this.#ensureConnected();
+        }, delay);
+      },
+    );
+  }
+
+  #armUnreachable(): void {
+    if (this.#unreachableTimer !== undefined || this.unreachable || this.#closed) return;
+    this.#unreachableTimer = setTimeout(() => {
+      this.#unreachableTimer = undefined;
+      if (this.#sendStream !== undefined) return;
+      this.#markUnreachable();
+    }, this.#owner.settings.unreachableAfterMs);
+  }
+
+  #markUnreachable(): void {
+    this.unreachable = true;
+    const error = new UnavailableError(
+      `node ${this.peerId} has been unreachable for ${this.#owner.settings.unreachableAfterMs} ms; ` +
+        'check that it runs and that its address is reachable',
+    );
+    const data = this.#data;
+    this.#data = [];
+    this.#control = [];
+    for (let i = 0; i < data.length; i += 3)
+      this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'unreachable');
+    this.watches.endAll(error);
+    this.#owner.onUnreachable(this, error);
+    // Stop redialling until something needs the peer again.
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const stream = this.#sendStream;
+    if (stream === undefined || this.#waitingDrain || this.#closed) return;
+    const codec = this.#owner.codec;
+    if (this.#control.length > 0) {
+      const control = this.#control;
+      this.#control = [];
+      if (!this.#write(stream, controlFrame, codec.encode(control))) return;
+    }
+    const maxEntries = this.#owner.settings.maxBatch * 3;
+    while (this.#data.length > 0) {
+      const batch = this.#data.length <= maxEntries ? this.#data : this.#data.slice(0, maxEntries);
+      this.#data = batch === this.#data ? [] : this.#data.slice(maxEntries);
+      const bytes = this.#encodeBatch(batch);
+      if (bytes === undefined) continue;
+      if (!this.#write(stream, dataFrame, bytes)) return;
+    }
+  }
+
+  /** Encodes a batch, halving it until it fits a frame; a single message that cannot fit is a dead letter. */
+  #encodeBatch(batch: unknown[]): Uint8Array | undefined {
+    const limit = this.#owner.settings.maxFrameBytes - 1;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#owner.codec.encode(batch);
+    } catch (error) {
+      return this.#splitOrDrop(batch, `cannot be encoded: ${(error as Error).message}`);
+    }
+    if (bytes.length <= limit) return bytes;
+    return this.#splitOrDrop(batch, `is larger than the frame limit of ${limit} bytes`);
+  }
+
+  #splitOrDrop(batch: unknown[], why: string): Uint8Array | undefined {
+    if (batch.length <= 3) {
+      this.#owner.kernel.logger.warn(`message to ${this.peerId}${String(batch[0])} ${why}; dropped`);
+      this.#owner.kernel.deadLetter(batch[0] as string, batch[2], 'mailbox-full');
+      return undefined;
+    }
+    const half = Math.ceil(batch.length / 6) * 3;
+    // Put the second half back at the head of the queue, in order, and send the first half now.
+    this.#data = [...batch.slice(half), ...this.#data];
+    return this.#encodeBatch(batch.slice(0, half));
+  }
+
+  /** Writes one frame; false when the stream asked us to wait for its drain. */
+  #write(stream: Stream, kind: number, body: Uint8Array): boolean {
+    // One allocation per frame: header, kind, body (a frame carries a whole batch).
+    const frame = new Uint8Array(5 + body.length);
+    frame.set(frameHeader(body.length + 1), 0);
+    frame[4] = kind;
+    frame.set(body, 5);
+    let accepted: boolean;
+    try {
+      accepted = stream.send(frame);
+    } catch (error) {
+      this.#owner.kernel.logger.warn(`send to ${this.peerId} failed: ${(error as Error).message}`);
+      this.#detach(stream);
+      return false;
+    }
+    if (accepted) return true;
+    this.#waitingDrain = true;
+    stream.onDrain().then(
+      () => {
+        this.#waitingDrain = false;
+        this.#flush();
+      },
+      () => {
+        this.#waitingDrain = false;
+      },
+    );
+    return false;
+  }
+
+  /** Handles one frame; false when the stream was reset for a protocol violation. */
+  #handleFrame(stream: Stream, frame: Uint8Array): boolean {
+    if (frame.length === 0) return this.#violation(stream, 'empty frame');
+    const kind = frame[0];
+    const body = frame.subarray(1);
+    let value: unknown;
+    try {
+      checkMsgpackLimits(body, this.#owner.settings.limits);
+      value = this.#owner.codec.decode(body);
+    } catch (error) {
+      return this.#violation(stream, (error as Error).message);
+    }
+    if (!Array.isArray(value)) return this.#violation(stream, 'a frame must hold an array');
+    if (kind === dataFrame) {
+      if (value.length % 3 !== 0)
+        return this.#violation(stream, 'a data frame holds (to, traceId, message) triples');
+      const kernel = this.#owner.kernel;
+      const node = kernel.nodeId;
+      for (let i = 0; i < value.length; i += 3) {
+        const path = value[i];
+        if (typeof path !== 'string' || path.length === 0 || path.length > 1024 || path[0] !== '/') {
+          return this.#violation(stream, `invalid recipient path ${JSON.stringify(path)?.slice(0, 80)}`);
+        }
+        kernel.route({ node, path }, value[i + 2]);
+      }
+      return true;
+    }
+    if (kind === controlFrame) {
+      for (const message of value) {
+        if (
+          typeof message !== 'object' ||
+          message === null ||
+          typeof (message as { t?: unknown }).t !== 'string'
+        ) {
+          return this.#violation(stream, 'invalid control message');
+        }
+        this.#owner.onControl(this, message as ControlMessage);
+      }
+      return true;
+    }
+    return this.#violation(stream, `unknown frame kind ${kind}`);
+  }
+
+  #violation(stream: Stream, reason: string): false {
+    this.#owner.onViolation(this, reason);
+    stream.abort(new Error(`protocol violation: ${reason}`));
+    this.#detach(stream);
+    return false;
+  }
+
+  /** Stops the link: pending envelopes become dead letters, streams close. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    if (this.#unreachableTimer !== undefined) clearTimeout(this.#unreachableTimer);
+    const data = this.#data;
+    this.#data = [];
+    for (let i = 0; i < data.length; i += 3)
+      this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'no-route');
+    await Promise.all(
+      [...this.#streams].map((stream) =>
+        stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing'))),
+      ),
+    );
+  }
+}
