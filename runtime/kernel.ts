@@ -198,13 +198,13 @@ export class Kernel {
         this.deadLetter(to.path, message, 'not-found');
         return false;
       }
-      return this.router.deliver({ to: { node: to.node, path: to.path }, message }) !== false;
+      return this.router.deliver({ to: { node: to.node, path: to.path }, message });
     }
     if (this.remote === undefined) {
       this.deadLetter(to.path, message, 'no-route');
       return false;
     }
-    return this.remote.deliver({ to: { node: to.node, path: to.path }, message }) !== false;
+    return this.remote.deliver({ to: { node: to.node, path: to.path }, message });
   }
 
   watch(target: ActorRef<never>, watcher: DeathWatcher): void {

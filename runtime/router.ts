@@ -17,7 +17,7 @@ export interface Router {
    * Takes an envelope for a non-local actor. Must not throw; undeliverable ones become dead
    * letters and make it return false (so an ask can fail at once).
    */
-  deliver(envelope: Envelope): boolean | void;
+  deliver(envelope: Envelope): boolean;
   /** Watches a non-local actor; the watcher hears a death notice when it terminates or becomes unreachable. */
   watch(target: ActorAddress, watcher: DeathWatcher): void;
   unwatch(target: ActorAddress, watcher: DeathWatcher): void;

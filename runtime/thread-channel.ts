@@ -52,10 +52,11 @@ export class ThreadChannel {
     return this.#inFlight + this.#pending.length / 2;
   }
 
-  send(path: string, message: unknown): void {
+  /** False when the envelope was refused (and handed to the overflow callback). */
+  send(path: string, message: unknown): boolean {
     if (this.#closed || this.#inFlight + this.#pending.length / 2 >= this.#maxInFlight) {
       this.#onOverflow(path, message);
-      return;
+      return false;
     }
     const pending = this.#pending;
     pending.push(path, message);
@@ -65,6 +66,7 @@ export class ThreadChannel {
       this.#scheduled = true;
       queueMicrotask(this.#flushScheduled);
     }
+    return true;
   }
 
   control(message: ControlMessage): void {

@@ -10,16 +10,16 @@
 import type { ActorCell } from './actor-cell.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
 import { LocalActorRef } from './local-actor-ref.ts';
+import type { ActorHost } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { SpawnMailbox, StrategyData } from './thread-protocol.ts';
-import type { WorkerHost } from './worker-host.ts';
 
 export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
   /** Set while the proxy's mailbox is empty and the hosted actor is up: tells bypass the proxy. */
-  route: WorkerHost | undefined;
+  route: ActorHost | undefined;
   /** The host of the current incarnation, for routing to its descendants. */
-  host: WorkerHost | undefined;
-  /** The current incarnation's id on its host (see `WorkerHost.spawnRemote`). */
+  host: ActorHost | undefined;
+  /** The current incarnation's id on its host (see `ActorHost.spawnRemote`). */
   incarnation: number | undefined;
 
   override tell(message: TMsg): void {
@@ -30,11 +30,12 @@ export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
 }
 
 export interface ProxyHost {
-  pickHost(dispatcher: string): WorkerHost;
-  track(ref: WorkerActorRef<unknown>, host: WorkerHost): void;
-  untrack(ref: WorkerActorRef<unknown>, host: WorkerHost): void;
+  /** The host to place the next incarnation on, for a dispatcher name or a node id. */
+  pickHost(key: string): ActorHost;
+  track(ref: WorkerActorRef<unknown>, host: ActorHost): void;
+  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void;
   spawnOn(
-    host: WorkerHost,
+    host: ActorHost,
     path: string,
     remote: RegisteredBehavior<unknown>,
     strategies: readonly StrategyData[],

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
-import type { RegisteredBehavior } from './registered-behavior.ts';
+import { RemotePlacements } from './placement.ts';
 import { ThreadChannel } from './thread-channel.ts';
-import type { ControlMessage, SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
+import type { ControlMessage, WireError } from './thread-protocol.ts';
 import { ThreadWatches } from './thread-watches.ts';
 
 /** The host entry next to this file: `.ts` when run from source, `.js` from the built package. */
@@ -47,7 +47,7 @@ export class WorkerHost {
    * Actors spawned here and not yet reported terminated: path → incarnation id. A path can be
    * reused (a killed child restarted under its name) before the old incarnation's end is heard.
    */
-  readonly liveRemotes = new Map<string, number>();
+  readonly placements: RemotePlacements;
   alive = true;
   /** Became ready once; a host that dies before that is not replaced (it would only die again). */
   wasReady = false;
@@ -55,8 +55,6 @@ export class WorkerHost {
   shuttingDown = false;
   readonly #kernel: Kernel;
   /** Incarnation id → who waits for it to terminate. */
-  readonly #stopWaiters = new Map<number, (() => void)[]>();
-  #nextSpawnId = 1;
   #lastError: Error | undefined;
 
   constructor(init: WorkerHostInit) {
@@ -80,6 +78,7 @@ export class WorkerHost {
       kernel.deadLetter(path, message, 'mailbox-full'),
     );
     this.watches = new ThreadWatches(kernel, (message) => this.channel.control(message));
+    this.placements = new RemotePlacements((message) => this.channel.control(message), init.codec);
     let markReady!: () => void;
     let failReady!: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -99,8 +98,7 @@ export class WorkerHost {
           failReady(this.#lastError);
           return;
         case 'terminated':
-          if (this.liveRemotes.get(message.path) === message.id) this.liveRemotes.delete(message.path);
-          this.#releaseStopWaiters(message.id);
+          this.placements.terminated(message.path, message.id);
           init.onTerminated(this, message.path, message.id, message.error);
           return;
         default:
@@ -114,7 +112,7 @@ export class WorkerHost {
     this.worker.on('exit', (code) => {
       this.alive = false;
       failReady(this.#lastError ?? new Error(`worker exited with code ${code}`));
-      for (const id of [...this.#stopWaiters.keys()]) this.#releaseStopWaiters(id);
+      this.placements.releaseAll();
       init.onExit(this, code, this.#lastError);
     });
   }
@@ -148,48 +146,9 @@ export class WorkerHost {
     }
   }
 
-  spawnRemote(
-    path: string,
-    behavior: RegisteredBehavior<unknown>,
-    strategies: readonly StrategyData[],
-    parent: string,
-    codec: MessageCodec,
-    mailbox: SpawnMailbox | undefined,
-  ): number {
-    const id = this.#nextSpawnId++;
-    this.liveRemotes.set(path, id);
-    this.channel.control({
-      t: 'spawn',
-      id,
-      path,
-      behavior: behavior.definitionName,
-      props: codec.encode(behavior.props),
-      strategies,
-      parent,
-      mailbox,
-    });
-    return id;
-  }
-
-  /**
-   * Asks incarnation `id` of the hosted actor at `path` to stop; resolves when it has terminated
-   * (or the host died). Control messages keep their order, so the stop reaches that incarnation.
-   */
+  /** Asks the hosted actor to stop; resolves when it has terminated (or the host died). */
   stopRemote(path: string, id: number, brutal: boolean): Promise<void> {
-    if (!this.alive || this.liveRemotes.get(path) !== id) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const waiters = this.#stopWaiters.get(id);
-      if (waiters === undefined) this.#stopWaiters.set(id, [resolve]);
-      else waiters.push(resolve);
-      this.channel.control({ t: brutal ? 'kill' : 'stop', path });
-    });
-  }
-
-  #releaseStopWaiters(id: number): void {
-    const waiters = this.#stopWaiters.get(id);
-    if (waiters === undefined) return;
-    this.#stopWaiters.delete(id);
-    for (const resolve of waiters) resolve();
+    return this.placements.stop(path, id, brutal, this.alive);
   }
 
   /** Asks the host to stop its actors and exit; resolves on exit, terminating it after `timeoutMs`. */

@@ -9,17 +9,16 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { DeathWatcher } from './actor-cell.ts';
 import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import type { Behavior } from './behavior.ts';
-import { BehaviorTag, SuperviseBehavior } from './behavior.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
+import { type ActorHost, type makePlacedRef, placeBehavior } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { Envelope, Router } from './router.ts';
-import type { SupervisorStrategy } from './supervisor-strategy.ts';
 import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
-import { type ProxyHost, proxyBehavior, WorkerActorRef } from './thread-proxy.ts';
+import { type ProxyHost, WorkerActorRef } from './thread-proxy.ts';
 import { WorkerHost } from './worker-host.ts';
 
 export interface DispatcherConfig {
@@ -48,39 +47,7 @@ export interface ThreadSpawner {
     behavior: Behavior<unknown>,
     dispatcher: string,
     mailbox: Partial<MailboxOptions> | undefined,
-  ): { behavior: Behavior<unknown>; makeSelf: typeof makeWorkerRef };
-}
-
-function makeWorkerRef(
-  cell: ConstructorParameters<typeof WorkerActorRef>[0],
-  node: string,
-  path: string,
-): WorkerActorRef<unknown> {
-  return new WorkerActorRef(cell, node, path);
-}
-
-function strategyData(strategy: SupervisorStrategy, errorClassName: string | undefined): StrategyData {
-  switch (strategy.kind) {
-    case 'restart':
-      return {
-        kind: 'restart',
-        maxRestarts: strategy.maxRestarts,
-        withinMs: strategy.withinMs,
-        errorClassName,
-      };
-    case 'backoff':
-      return {
-        kind: 'backoff',
-        minMs: strategy.minMs,
-        maxMs: strategy.maxMs,
-        jitter: strategy.jitter,
-        resetAfterMs: strategy.resetAfterMs,
-        maxRestarts: strategy.maxRestarts,
-        errorClassName,
-      };
-    default:
-      return { kind: strategy.kind, errorClassName };
-  }
+  ): { behavior: Behavior<unknown>; makeSelf: typeof makePlacedRef };
 }
 
 const resourceLimitKeys = [
@@ -216,48 +183,20 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     behavior: Behavior<unknown>,
     dispatcher: string,
     mailbox: Partial<MailboxOptions> | undefined,
-  ): { behavior: Behavior<unknown>; makeSelf: typeof makeWorkerRef } {
+  ): { behavior: Behavior<unknown>; makeSelf: typeof makePlacedRef } {
     if (!this.#slots.has(dispatcher)) {
       throw new InvalidRequestError(
         `no dispatcher named '${dispatcher}'; configured: main, ${this.dispatcherNames.join(', ')}`,
       );
     }
-    const wrappers: SuperviseBehavior<unknown>[] = [];
-    let inner: Behavior<unknown> = behavior;
-    while (inner.tag === BehaviorTag.supervise) {
-      wrappers.push(inner as SuperviseBehavior<unknown>);
-      inner = (inner as SuperviseBehavior<unknown>).inner;
-    }
-    if (inner.tag !== BehaviorTag.registered) {
-      throw new InvalidRequestError(
-        `only behaviors defined with defineBehavior can run on dispatcher '${dispatcher}' (their code must be ` +
-          `loaded there); define it in a module listed in behaviorModules (loaded: ${this.#modulesText()})`,
-      );
-    }
-    const remote = inner as RegisteredBehavior<unknown>;
-    const registered = this.#init.registry.get(remote.definitionName);
-    if (registered.factory !== remote.factory) {
-      // Same name, other code: the hosts would run the registered one, not the one given here.
-      throw new InvalidRequestError(
-        `behavior '${remote.definitionName}' given to spawn on dispatcher '${dispatcher}' is not the one ` +
-          `registered under that name; spawn the definition exported by its module (loaded: ${this.#modulesText()})`,
-      );
-    }
-    const strategies = wrappers.map((wrapper) => strategyData(wrapper.strategy, wrapper.errorClass?.name));
-    const spawnMailbox: SpawnMailbox | undefined =
-      mailbox === undefined ? undefined : { capacity: mailbox.capacity, overflow: mailbox.overflow };
-    // The proxy carries the same strategies: they decide what happens when the host thread dies.
-    let proxied: Behavior<unknown> = proxyBehavior(this, dispatcher, remote, strategies, spawnMailbox);
-    for (let i = wrappers.length - 1; i >= 0; i--) {
-      const wrapper = wrappers[i] as SuperviseBehavior<unknown>;
-      proxied = new SuperviseBehavior(proxied, wrapper.strategy, wrapper.errorClass);
-    }
-    return { behavior: proxied, makeSelf: makeWorkerRef };
-  }
-
-  #modulesText(): string {
-    const modules = this.#init.registry.modules;
-    return modules.length === 0 ? 'none' : modules.join(', ');
+    return placeBehavior({
+      behavior,
+      where: `dispatcher '${dispatcher}'`,
+      key: dispatcher,
+      registry: this.#init.registry,
+      host: this,
+      mailbox,
+    });
   }
 
   pickHost(dispatcher: string): WorkerHost {
@@ -275,22 +214,22 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
   }
 
   spawnOn(
-    host: WorkerHost,
+    host: ActorHost,
     path: string,
     remote: RegisteredBehavior<unknown>,
     strategies: readonly StrategyData[],
     parent: string,
     mailbox: SpawnMailbox | undefined,
   ): number {
-    return host.spawnRemote(path, remote, strategies, parent, this.#init.codec, mailbox);
+    return (host as WorkerHost).placements.spawn(path, remote, strategies, parent, mailbox);
   }
 
-  track(ref: WorkerActorRef<unknown>, host: WorkerHost): void {
-    this.#proxies.get(host)?.add(ref);
+  track(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+    if (host instanceof WorkerHost) this.#proxies.get(host)?.add(ref);
   }
 
-  untrack(ref: WorkerActorRef<unknown>, host: WorkerHost): void {
-    this.#proxies.get(host)?.delete(ref);
+  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+    if (host instanceof WorkerHost) this.#proxies.get(host)?.delete(ref);
   }
 
   // ---------------------------------------------------------------- routing (Router)
@@ -306,15 +245,16 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
       const cell = registry.get(prefix);
       if (cell === undefined) continue;
       const self = cell.self;
-      return self instanceof WorkerActorRef ? self.host : undefined;
+      return self instanceof WorkerActorRef && self.host instanceof WorkerHost ? self.host : undefined;
     }
     return undefined;
   }
 
-  deliver(envelope: Envelope): void {
+  deliver(envelope: Envelope): boolean {
     const host = this.hostForPath(envelope.to.path);
-    if (host?.alive) host.channel.send(envelope.to.path, envelope.message);
-    else this.#kernel.deadLetter(envelope.to.path, envelope.message, 'not-found');
+    if (host?.alive) return host.channel.send(envelope.to.path, envelope.message);
+    this.#kernel.deadLetter(envelope.to.path, envelope.message, 'not-found');
+    return false;
   }
 
   watch(target: ActorAddress, watcher: DeathWatcher): void {

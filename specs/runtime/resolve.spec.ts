@@ -115,6 +115,7 @@ describe('resolve', () => {
     const router: Router = {
       deliver: (envelope) => {
         delivered.push(envelope);
+        return true;
       },
       watch: () => {},
       unwatch: () => {},
