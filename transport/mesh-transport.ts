@@ -11,11 +11,15 @@ import { Counter, Gauge } from 'prom-client';
 import type { DeathWatcher } from '../runtime/actor-cell.ts';
 import type { ActorAddress, ActorRef } from '../runtime/actor-ref.ts';
 import type { ActorSystem } from '../runtime/actor-system.ts';
-import { InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
+import { errorFromWire, InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
 import type { Kernel } from '../runtime/kernel.ts';
 import { MessageCodec } from '../runtime/message-codec.ts';
+import { type ActorHost, hostPlacedActor, placeBehavior } from '../runtime/placement.ts';
+import type { RegisteredBehavior } from '../runtime/registered-behavior.ts';
 import type { Envelope, Router } from '../runtime/router.ts';
-import type { ControlMessage } from '../runtime/thread-protocol.ts';
+import type { ControlMessage, SpawnMailbox, StrategyData } from '../runtime/thread-protocol.ts';
+import { type ProxyHost, WorkerActorRef } from '../runtime/thread-proxy.ts';
+import type { ThreadSpawner } from '../runtime/worker-threads.ts';
 import { createMeshNode, type MeshNode } from './mesh-node.ts';
 import type { MsgpackLimits } from './msgpack-limits.ts';
 import { actorProtocol, PeerLink, type PeerLinkOwner, type PeerLinkSettings } from './peer-link.ts';
@@ -74,13 +78,18 @@ function gaterFor(gate: MeshGate | undefined): ConnectionGater | undefined {
   };
 }
 
-export class MeshTransport implements Router, PeerLinkOwner {
+/** Most actors one peer may place on this node at once. */
+const maxHostedPerPeer = 10_000;
+
+export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly kernel: Kernel;
   readonly codec: MessageCodec;
   readonly settings: PeerLinkSettings;
   readonly node: MeshNode;
   readonly #system: ActorSystem;
   readonly #links = new Map<string, PeerLink>();
+  /** Proxies of actors placed on each peer. */
+  readonly #proxies = new Map<PeerLink, Set<WorkerActorRef<unknown>>>();
   readonly #random: () => number;
   readonly #violations: Counter<string>;
   #stopped = false;
@@ -256,9 +265,100 @@ export class MeshTransport implements Router, PeerLinkOwner {
       case 'death':
         if (typeof message.id === 'number') link.watches.onDeath(message.id, message.error);
         return;
+      case 'spawn':
+        this.#hostFor(link, message);
+        return;
+      case 'stop':
+      case 'kill': {
+        const local = link.hostedPrefix + String(message.path);
+        // A peer may stop only what it placed here.
+        if (!link.hosted.has(local)) return;
+        const cell = this.kernel.registry.get(local);
+        if (message.t === 'stop') cell?.requestStop();
+        else cell?.kill();
+        return;
+      }
+      case 'terminated': {
+        link.placements.terminated(message.path, message.id);
+        const cell = this.kernel.registry.get(message.path);
+        if (cell === undefined || !(cell.self instanceof WorkerActorRef)) return;
+        if (cell.self.host !== link || cell.self.incarnation !== message.id) return;
+        cell.terminateAs(message.error === undefined ? undefined : errorFromWire(message.error));
+        return;
+      }
       default:
         this.onViolation(link, `unexpected control message '${String(message.t).slice(0, 40)}'`);
     }
+  }
+
+  /** Runs an actor `link`'s peer places here, under `/host/<its PeerId>`. */
+  #hostFor(link: PeerLink, message: Extract<ControlMessage, { t: 'spawn' }>): void {
+    const original = String(message.path);
+    const local = link.hostedPrefix + original;
+    if (link.hosted.size >= maxHostedPerPeer) {
+      link.control({
+        t: 'terminated',
+        id: message.id,
+        path: original,
+        error: {
+          code: 'UNAVAILABLE',
+          message: `node ${this.peerId} hosts ${maxHostedPerPeer} actors for you already`,
+        },
+      });
+      return;
+    }
+    link.hosted.add(local);
+    hostPlacedActor({
+      system: this.#system,
+      kernel: this.kernel,
+      registry: this.#system.behaviors,
+      codec: this.codec,
+      message: { ...message, path: local },
+      parentNode: link.peerId,
+      report: (reply) => {
+        if (reply.t !== 'terminated') return;
+        link.hosted.delete(local);
+        link.control({ ...reply, path: original });
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- ProxyHost (spawn on a node)
+
+  pickHost(node: string): ActorHost {
+    let link: PeerLink;
+    try {
+      link = this.#link(peerIdFromString(node).toString());
+    } catch (error) {
+      throw new InvalidRequestError(`'${node}' is not a PeerId`, { cause: error });
+    }
+    if (!link.alive) throw new UnavailableError(`node ${node} is unreachable; cannot place an actor there`);
+    return link;
+  }
+
+  track(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+    if (!(host instanceof PeerLink)) return;
+    let set = this.#proxies.get(host);
+    if (set === undefined) {
+      set = new Set();
+      this.#proxies.set(host, set);
+    }
+    set.add(ref);
+  }
+
+  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+    if (host instanceof PeerLink) this.#proxies.get(host)?.delete(ref);
+  }
+
+  spawnOn(
+    host: ActorHost,
+    path: string,
+    remote: RegisteredBehavior<unknown>,
+    strategies: readonly StrategyData[],
+    parent: string,
+    mailbox: SpawnMailbox | undefined,
+  ): number {
+    return (host as PeerLink).placements.spawn(path, remote, strategies, parent, mailbox);
   }
 
   onUnreachable(link: PeerLink, error: Error): void {
@@ -266,6 +366,14 @@ export class MeshTransport implements Router, PeerLinkOwner {
     for (const ask of [...this.kernel.pendingAsks]) {
       if (ask.targetNode === link.peerId) ask.fail(error);
     }
+    // Actors we placed there fail (their supervisors decide); actors it placed here are orphans: stop them.
+    const proxies = [...(this.#proxies.get(link) ?? [])];
+    this.#proxies.delete(link);
+    for (const ref of proxies) {
+      ref.route = undefined;
+      ref.cell.failAs(error);
+    }
+    for (const path of [...link.hosted]) this.kernel.registry.get(path)?.requestStop();
   }
 
   onViolation(link: PeerLink, reason: string): void {
@@ -273,12 +381,18 @@ export class MeshTransport implements Router, PeerLinkOwner {
     this.kernel.logger.warn(`peer ${link.peerId} broke the actor protocol (${reason}); its stream was reset`);
   }
 
-  #spawner(): { dispatcherNames: readonly string[]; prepare: () => never } {
+  #spawner(): ThreadSpawner {
     return {
       dispatcherNames: [],
-      prepare: () => {
-        throw new InvalidRequestError('spawning on another node is not supported by this transport yet');
-      },
+      prepare: (behavior, node, mailbox) =>
+        placeBehavior({
+          behavior,
+          where: `node ${node}`,
+          key: node,
+          registry: this.#system.behaviors,
+          host: this,
+          mailbox,
+        }),
     };
   }
 

@@ -14,6 +14,7 @@ import type { Stream } from '@libp2p/interface';
 import { UnavailableError } from '../runtime/errors.ts';
 import type { Kernel } from '../runtime/kernel.ts';
 import type { MessageCodec } from '../runtime/message-codec.ts';
+import { RemotePlacements } from '../runtime/placement.ts';
 import type { ControlMessage } from '../runtime/thread-protocol.ts';
 import { ThreadWatches } from '../runtime/thread-watches.ts';
 import { FrameDecoder, frameHeader } from './frame-codec.ts';
@@ -50,6 +51,14 @@ export interface PeerLinkOwner {
 export class PeerLink {
   readonly peerId: string;
   readonly watches: ThreadWatches;
+  /** Actors we placed on this peer (`spawn(…, { node })`). */
+  readonly placements: RemotePlacements;
+  /** Paths of actors this peer placed here (only those it may stop). */
+  readonly hosted = new Set<string>();
+  /** The local prefix of actors this peer places here: `/host/<its PeerId>`. */
+  readonly hostedPrefix: string;
+  /** Where actors this node places on the peer live there. */
+  readonly #remotePrefix: string;
   readonly #owner: PeerLinkOwner;
   #sendStream: Stream | undefined;
   readonly #streams = new Set<Stream>();
@@ -70,6 +79,22 @@ export class PeerLink {
     this.#owner = owner;
     this.peerId = peerId;
     this.watches = new ThreadWatches(owner.kernel, (message) => this.control(message));
+    this.placements = new RemotePlacements((message) => this.control(message), owner.codec);
+    this.hostedPrefix = `/host/${peerId}`;
+    this.#remotePrefix = `/host/${owner.kernel.nodeId}`;
+  }
+
+  /**
+   * The channel a proxy uses to reach the actor it placed on this peer: the actor lives there
+   * under `/host/<this node>` + the proxy's path, so placed actors never collide with the peer's own.
+   */
+  readonly placedChannel = {
+    send: (path: string, message: unknown): boolean => this.send(this.#remotePrefix + path, message),
+  };
+
+  /** Asks the actor placed on this peer to stop; resolves once it terminated (or the peer is gone). */
+  stopRemote(path: string, id: number, brutal: boolean): Promise<void> {
+    return this.placements.stop(path, id, brutal, this.alive);
   }
 
   get alive(): boolean {
@@ -81,9 +106,8 @@ export class PeerLink {
     return this.#data.length / 3;
   }
 
-  /** The link as a channel: what a proxy uses to send to an actor placed on this peer. */
-  get channel(): { send(path: string, message: unknown): void } {
-    return this;
+  get channel(): { send(path: string, message: unknown): boolean } {
+    return this.placedChannel;
   }
 
   send(path: string, message: unknown): boolean {
@@ -229,6 +253,7 @@ export class PeerLink {
     for (let i = 0; i < data.length; i += 3)
       this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'unreachable');
     this.watches.endAll(error);
+    this.placements.releaseAll();
     this.#owner.onUnreachable(this, error);
     // Stop redialling until something needs the peer again.
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
