@@ -1,14 +1,12 @@
 /**
  * The `cloudless` command. `start` runs a node; until the mesh and the control plane land it
- * runs the node's local actor system and says so.
+ * runs the node's local actor system and says so. `peer` holds the peer tools (peer-commands.ts).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ActorSystem } from '../runtime/actor-system.ts';
-import { removeStaleTempFiles, writeFileDurably } from '../runtime/durable-file.ts';
-import { CloudlessError } from '../runtime/errors.ts';
+import { CloudlessError, InvalidRequestError } from '../runtime/errors.ts';
 import {
   type ConfigLayer,
   configFromEnv,
@@ -16,11 +14,14 @@ import {
   type NodeConfig,
   resolveNodeConfig,
 } from '../runtime/node-config.ts';
+import { loadOrCreateIdentity } from '../transport/node-identity.ts';
+import { peerCommand } from './peer-commands.ts';
 
 const usage = `Usage: cloudless <command> [options]
 
 Commands:
   start      run a node in this process until interrupted (Ctrl-C or SIGTERM)
+  peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
   version    print the version
   help       print this help
 
@@ -28,13 +29,15 @@ Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
   --config <file>         YAML file with any of the settings below (camelCase keys)
   --data-dir <dir>        where the node keeps its state            [CLOUDLESS_DATA_DIR, default .cloudless]
   --log-level <level>     debug | info | warn | error | silent      [CLOUDLESS_LOG_LEVEL, default info]
-  --node-id <id>          this node's id (default: kept in <data-dir>/node-id)  [CLOUDLESS_NODE_ID]
   --roles <list>          coordinator,agent,storage                 [CLOUDLESS_ROLES, default all]
   --behavior-modules <l>  comma-separated modules of defineBehavior exports for worker threads
                                                                     [CLOUDLESS_BEHAVIOR_MODULES]
   --worker-threads <n>    threads of the 'worker' dispatcher (0: none) [CLOUDLESS_WORKER_THREADS, default cores-1]
   --compute-modules <l>   comma-separated modules of defineComputeTask exports
                                                                     [CLOUDLESS_COMPUTE_MODULES]
+
+The node id is the PeerId of the Ed25519 key in <data-dir>/identity.key, created on first start
+(mode 0600; a start refuses a key file that group or others can access).
 `;
 
 export interface CliIo {
@@ -50,19 +53,23 @@ async function packageVersion(): Promise<string> {
   return (JSON.parse(text) as { version: string }).version;
 }
 
-async function loadOrCreateNodeId(dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 'node-id');
-  await removeStaleTempFiles(file);
-  try {
-    const id = (await readFile(file, 'utf8')).trim();
-    if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) return id;
-    throw new CloudlessError('INVALID_REQUEST', `${file} holds an invalid node id; fix or delete the file`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const id = `node-${randomUUID().slice(0, 8)}`;
-  await writeFileDurably(file, `${id}\n`);
-  return id;
+/** The node id is the PeerId now; a configured one would name a node its key cannot prove. */
+function rejectConfiguredNodeId(layers: { source: string; values: ConfigLayer }[]): void {
+  const sources = layers.filter((layer) => layer.values.nodeId !== undefined).map((layer) => layer.source);
+  if (sources.length === 0) return;
+  throw new InvalidRequestError(
+    `nodeId (from ${sources.join(', ')}) can no longer be set: a node's id is the PeerId of its key in ` +
+      '<data-dir>/identity.key; remove --node-id, CLOUDLESS_NODE_ID or nodeId from the YAML file ' +
+      "('cloudless peer id' prints the id)",
+  );
+}
+
+/** Data dirs from before identity.key kept a node-id file; say once that it is no longer read. */
+async function hasLegacyNodeIdFile(dataDir: string): Promise<boolean> {
+  return access(path.join(dataDir, 'node-id')).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function start(argv: string[], io: CliIo): Promise<number> {
@@ -97,6 +104,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       computeModules: values['compute-modules'],
     },
   });
+  rejectConfiguredNodeId(layers);
   const config: NodeConfig = resolveNodeConfig(layers);
   try {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -107,7 +115,8 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       { cause: error },
     );
   }
-  const nodeId = config.nodeId ?? (await loadOrCreateNodeId(config.dataDir));
+  const identity = await loadOrCreateIdentity(config.dataDir);
+  const nodeId = identity.peerId.toString();
   const system = await ActorSystem.start({
     nodeId,
     logLevel: config.logLevel,
@@ -117,8 +126,21 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     dispatchers: config.workerThreads > 0 ? { worker: { threads: config.workerThreads } } : {},
     compute: { modules: config.computeModules },
   });
-  system.log.info('node started', { dataDir: config.dataDir, roles: config.roles });
+  system.log.info('node started', {
+    dataDir: config.dataDir,
+    roles: config.roles,
+    identityFile: identity.file,
+  });
+  if (await hasLegacyNodeIdFile(config.dataDir)) {
+    system.log.warn(
+      'the node-id file is no longer read: the node id is the PeerId of identity.key; delete node-id',
+      {
+        dataDir: config.dataDir,
+      },
+    );
+  }
   io.out(`cloudless: node ${nodeId} is up (data dir ${config.dataDir})`);
+  io.out(`  identity: ${identity.file}${identity.created ? ' (created now)' : ''}`);
   const threads = config.workerThreads > 0 ? `, ${config.workerThreads} worker thread(s) for actors` : '';
   io.out(
     `  running: the local actor system (actor kernel, OTP supervision, receptionist${threads}, compute pool on demand)`,
@@ -140,6 +162,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     switch (command) {
       case 'start':
         return await start(rest, io);
+      case 'peer':
+        return await peerCommand(rest, io);
       case 'version':
       case '--version':
         io.out(await packageVersion());
@@ -157,8 +181,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     io.err(`cloudless: ${message}`);
-    return error instanceof CloudlessError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-      ? 2
-      : 1;
+    return exitCodeOf(error);
   }
 }
+
+/** 2 for bad input (flags, settings, files, addresses), 1 for what failed while running. */
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CloudlessError) return networkCodes.has(error.code) ? 1 : 2;
+  return (error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') === true ? 2 : 1;
+}
+
+/** A peer that does not answer is not bad input. */
+const networkCodes = new Set<string>(['UNAVAILABLE', 'TIMEOUT', 'ABORTED']);

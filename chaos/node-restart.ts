@@ -1,16 +1,19 @@
 /**
- * kill -9 during start: the node id must be written durably (temp file, fsync, rename, fsync of
- * the directory), so a start killed at any moment leaves either no id or a whole one, and the
- * next start cleans up and reuses it. Exits non-zero on the first violation.
+ * kill -9 during start: the node identity (identity.key, whose PeerId is the node id) must be
+ * written durably (temp file, fsync, rename, fsync of the directory), so a start killed at any
+ * moment leaves either no identity or a whole one that passes its checksum, and the next start
+ * cleans up and reuses it. Exits non-zero on the first violation.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { NotFoundError } from '../runtime/errors.ts';
+import { identityFileName, readIdentityFile } from '../transport/node-identity.ts';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'cloudless.ts');
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\n?$/;
 
 function start(dataDir: string): ChildProcess {
   return spawn(
@@ -22,11 +25,12 @@ function start(dataDir: string): ChildProcess {
   );
 }
 
+/** The PeerId in the identity file; undefined when there is none; throws when it is torn. */
 async function readId(dataDir: string): Promise<string | undefined> {
   try {
-    return await readFile(path.join(dataDir, 'node-id'), 'utf8');
+    return peerIdFromPrivateKey(await readIdentityFile(path.join(dataDir, identityFileName))).toString();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (error instanceof NotFoundError) return undefined;
     throw error;
   }
 }
@@ -39,14 +43,20 @@ function fail(message: string): never {
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cloudless-chaos-'));
 try {
   const rounds = 20;
+  let firstId: string | undefined;
   for (let round = 0; round < rounds; round++) {
     const child = start(dataDir);
     const exited = new Promise((resolve) => child.once('exit', resolve));
     await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 400));
     child.kill('SIGKILL');
     await exited;
-    const id = await readId(dataDir);
-    if (id !== undefined && !idPattern.test(id)) fail(`round ${round}: torn node id ${JSON.stringify(id)}`);
+    const id = await readId(dataDir).catch((error: Error) =>
+      fail(`round ${round}: torn identity file: ${error.message}`),
+    );
+    // Once written, the identity is never replaced, however the later starts die.
+    if (firstId !== undefined && id !== firstId)
+      fail(`round ${round}: the identity changed from ${firstId} to ${id}`);
+    firstId ??= id;
   }
   const ids = new Set<string>();
   for (let clean = 0; clean < 2; clean++) {
@@ -70,6 +80,10 @@ try {
     ids.add(match[1]);
   }
   if (ids.size !== 1) fail(`the node id changed between starts: ${[...ids].join(', ')}`);
+  const onDisk = await readId(dataDir);
+  if (!ids.has(onDisk ?? ''))
+    fail(`the node id ${[...ids][0]} is not the PeerId of identity.key (${onDisk})`);
+  if (firstId !== undefined && onDisk !== firstId) fail(`the identity changed from ${firstId} to ${onDisk}`);
   const leftovers = (await readdir(dataDir)).filter((name) => name.endsWith('.tmp'));
   if (leftovers.length > 0) fail(`temp files left behind: ${leftovers.join(', ')}`);
   process.stdout.write(`chaos/node-restart: ok (${rounds} kills, node id ${[...ids][0]} kept)\n`);

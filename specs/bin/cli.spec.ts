@@ -1,10 +1,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { expect } from 'chai';
+import { identityFileName, readIdentityFile } from '../../transport/node-identity.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -42,12 +44,14 @@ describe('cloudless command', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('starts a node, keeps its node id in the data dir, and stops cleanly on SIGTERM', async () => {
+  it('starts a node whose id is the PeerId of its identity file, and stops cleanly on SIGTERM', async () => {
     const child = spawn(process.execPath, [cli, 'start', '--data-dir', dataDir, '--log-level', 'warn']);
     const exited = exitOf(child);
     const output = await waitForOutput(child, 'stop with Ctrl-C');
     expect(output).to.include('not yet:');
-    const nodeId = (await readFile(path.join(dataDir, 'node-id'), 'utf8')).trim();
+    const identityFile = path.join(dataDir, identityFileName);
+    expect((await stat(identityFile)).mode & 0o777).to.equal(0o600);
+    const nodeId = peerIdFromPrivateKey(await readIdentityFile(identityFile)).toString();
     expect(output).to.include(`node ${nodeId} is up`);
     child.kill('SIGTERM');
     expect(await exited).to.equal(0);
@@ -73,23 +77,60 @@ describe('cloudless command', () => {
 
   it('takes settings from a YAML file below the environment and flags', async () => {
     const config = path.join(dataDir, 'node.yaml');
-    await writeFile(config, 'logLevel: warn\nroles: [agent]\nnodeId: from-file\n');
-    const child = spawn(process.execPath, [
-      cli,
-      'start',
-      '--config',
-      config,
-      '--data-dir',
-      dataDir,
-      '--node-id',
-      'from-flag',
-    ]);
+    await writeFile(config, 'logLevel: warn\nroles: [agent]\nworkerThreads: 0\n');
+    const fromFile = spawn(process.execPath, [cli, 'start', '--config', config, '--data-dir', dataDir]);
+    const fromFileExited = exitOf(fromFile);
+    expect(await waitForOutput(fromFile, 'stop with Ctrl-C')).to.include('roles agent are accepted');
+    fromFile.kill('SIGTERM');
+    expect(await fromFileExited).to.equal(0);
+
+    const child = spawn(
+      process.execPath,
+      [cli, 'start', '--config', config, '--data-dir', dataDir, '--roles', 'storage'],
+      { env: { ...process.env, CLOUDLESS_ROLES: 'coordinator' } },
+    );
     const exited = exitOf(child);
-    const output = await waitForOutput(child, 'stop with Ctrl-C');
-    expect(output).to.include('node from-flag is up');
-    expect(output).to.include('roles agent are accepted');
+    expect(await waitForOutput(child, 'stop with Ctrl-C')).to.include('roles storage are accepted');
     child.kill('SIGTERM');
     expect(await exited).to.equal(0);
+  });
+
+  it('rejects a configured node id from any source with exit code 2, naming the source', async () => {
+    const config = path.join(dataDir, 'node.yaml');
+    await writeFile(config, 'nodeId: from-file\n');
+    const attempts: { args: string[]; env?: NodeJS.ProcessEnv; source: string }[] = [
+      { args: ['--node-id', 'from-flag'], source: 'flags' },
+      { args: [], env: { CLOUDLESS_NODE_ID: 'from-env' }, source: 'environment' },
+      { args: ['--config', config], source: config },
+    ];
+    for (const { args, env, source } of attempts) {
+      const error = await run(process.execPath, [cli, 'start', '--data-dir', dataDir, ...args], {
+        env: { ...process.env, ...env },
+      }).then(
+        () => undefined,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(error?.code, source).to.equal(2);
+      expect(error?.stderr).to.include(`nodeId (from ${source})`);
+    }
+  });
+
+  it('refuses to start with an identity file that others can read, naming the file (exit code 2)', async () => {
+    const first = spawn(process.execPath, [cli, 'start', '--data-dir', dataDir, '--log-level', 'warn']);
+    const firstExited = exitOf(first);
+    await waitForOutput(first, 'stop with Ctrl-C');
+    first.kill('SIGTERM');
+    expect(await firstExited).to.equal(0);
+
+    const identityFile = path.join(dataDir, identityFileName);
+    await chmod(identityFile, 0o644);
+    const error = await run(process.execPath, [cli, 'start', '--data-dir', dataDir]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(error?.code).to.equal(2);
+    expect(error?.stderr).to.include(identityFile);
+    expect(error?.stderr).to.include('chmod 600');
   });
 
   it('rejects unknown settings in the YAML file', async () => {
