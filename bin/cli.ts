@@ -14,7 +14,9 @@ import {
   type NodeConfig,
   resolveNodeConfig,
 } from '../runtime/node-config.ts';
+import { MeshTransport } from '../transport/mesh-transport.ts';
 import { loadOrCreateIdentity } from '../transport/node-identity.ts';
+import { actorProtocol } from '../transport/peer-link.ts';
 import { peerCommand } from './peer-commands.ts';
 
 const usage = `Usage: cloudless <command> [options]
@@ -30,6 +32,7 @@ Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
   --data-dir <dir>        where the node keeps its state            [CLOUDLESS_DATA_DIR, default .cloudless]
   --log-level <level>     debug | info | warn | error | silent      [CLOUDLESS_LOG_LEVEL, default info]
   --roles <list>          coordinator,agent,storage                 [CLOUDLESS_ROLES, default all]
+  --listen <list>         comma-separated multiaddrs for the mesh    [CLOUDLESS_LISTEN, default /ip4/127.0.0.1/tcp/0]
   --behavior-modules <l>  comma-separated modules of defineBehavior exports for worker threads
                                                                     [CLOUDLESS_BEHAVIOR_MODULES]
   --worker-threads <n>    threads of the 'worker' dispatcher (0: none) [CLOUDLESS_WORKER_THREADS, default cores-1]
@@ -86,6 +89,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       'behavior-modules': { type: 'string' },
       'worker-threads': { type: 'string' },
       'compute-modules': { type: 'string' },
+      listen: { type: 'string' },
     },
   });
   const layers: { source: string; values: ConfigLayer }[] = [];
@@ -102,6 +106,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       behaviorModules: values['behavior-modules'],
       workerThreads: values['worker-threads'],
       computeModules: values['compute-modules'],
+      listen: values.listen,
     },
   });
   rejectConfiguredNodeId(layers);
@@ -126,6 +131,23 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     dispatchers: config.workerThreads > 0 ? { worker: { threads: config.workerThreads } } : {},
     compute: { modules: config.computeModules },
   });
+  let mesh: MeshTransport;
+  try {
+    mesh = await MeshTransport.start(system, {
+      privateKey: identity.privateKey,
+      listen: config.listen,
+      unreachableAfterMs: config.unreachableAfterMs,
+      maxFrameBytes: config.maxFrameBytes,
+      agentVersion: `cloudless/${await packageVersion()}`,
+    });
+  } catch (error) {
+    await system.stop();
+    throw new CloudlessError(
+      'UNAVAILABLE',
+      `cannot listen on ${config.listen.join(', ')}: ${(error as Error).message}; check --listen (is the port free?)`,
+      { cause: error },
+    );
+  }
   system.log.info('node started', {
     dataDir: config.dataDir,
     roles: config.roles,
@@ -141,16 +163,18 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   }
   io.out(`cloudless: node ${nodeId} is up (data dir ${config.dataDir})`);
   io.out(`  identity: ${identity.file}${identity.created ? ' (created now)' : ''}`);
+  for (const address of mesh.multiaddrs) io.out(`  listening: ${address}`);
   const threads = config.workerThreads > 0 ? `, ${config.workerThreads} worker thread(s) for actors` : '';
   io.out(
-    `  running: the local actor system (actor kernel, OTP supervision, receptionist${threads}, compute pool on demand)`,
+    `  running: the actor system (kernel, OTP supervision, receptionist${threads}, compute pool on demand) on the libp2p mesh (${actorProtocol})`,
   );
   io.out(
-    `  not yet: libp2p mesh, Raft control plane, scheduler, node agent, object store; roles ${config.roles.join(',')} are accepted but have nothing to run`,
+    `  not yet: Raft control plane, scheduler, node agent, object store; roles ${config.roles.join(',')} are accepted but have nothing to run`,
   );
   io.out('  stop with Ctrl-C');
   const signal = await io.stopRequested;
   io.out(`cloudless: ${signal} received, stopping`);
+  await mesh.stop();
   await system.stop();
   io.out('cloudless: stopped');
   return 0;

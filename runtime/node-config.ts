@@ -29,6 +29,16 @@ const nodeConfigSchema = z
     workerThreads: z.number().int().min(0).max(256),
     /** Modules whose defineComputeTask exports run on the compute pool. */
     computeModules: z.array(z.string().min(1)).max(256),
+    /** Multiaddrs the mesh listens on. */
+    listen: z.array(z.string().regex(/^\//, 'a multiaddr starts with /')).min(1).max(16),
+    /** How long a peer may be unreachable before its actors count as terminated. */
+    unreachableAfterMs: z.number().int().positive(),
+    /** Largest frame the mesh accepts or sends. */
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024),
   })
   .strict();
 
@@ -43,6 +53,9 @@ export const defaultNodeConfig: NodeConfig = {
   behaviorModules: [],
   workerThreads: Math.max(1, os.availableParallelism() - 1),
   computeModules: [],
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  unreachableAfterMs: 10_000,
+  maxFrameBytes: 4 * 1024 * 1024,
 };
 
 /** Settings from one source, before merging; values may still be strings from env or flags. */
@@ -58,10 +71,19 @@ const envNames: Record<keyof NodeConfig, string> = {
   behaviorModules: 'CLOUDLESS_BEHAVIOR_MODULES',
   workerThreads: 'CLOUDLESS_WORKER_THREADS',
   computeModules: 'CLOUDLESS_COMPUTE_MODULES',
+  listen: 'CLOUDLESS_LISTEN',
+  unreachableAfterMs: 'CLOUDLESS_UNREACHABLE_AFTER_MS',
+  maxFrameBytes: 'CLOUDLESS_MAX_FRAME_BYTES',
 };
 
-const numeric = new Set<keyof NodeConfig>(['mailboxCapacity', 'askTimeoutMs', 'workerThreads']);
-const lists = new Set<keyof NodeConfig>(['roles', 'behaviorModules', 'computeModules']);
+const numeric = new Set<keyof NodeConfig>([
+  'mailboxCapacity',
+  'askTimeoutMs',
+  'workerThreads',
+  'unreachableAfterMs',
+  'maxFrameBytes',
+]);
+const lists = new Set<keyof NodeConfig>(['roles', 'behaviorModules', 'computeModules', 'listen']);
 
 /** Turns text from the environment or a flag into the type the schema expects. */
 function coerce(key: keyof NodeConfig, value: unknown): unknown {

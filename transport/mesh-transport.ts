@@ -51,6 +51,8 @@ export interface MeshTransportInit {
   dialTimeoutMs?: number;
   /** Source of reconnect jitter; default Math.random. */
   random?: () => number;
+  /** What identify tells peers; default `cloudless`. */
+  agentVersion?: string;
 }
 
 export const defaultLimits: MsgpackLimits = {
@@ -150,7 +152,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       privateKey: init.privateKey,
       listen: init.listen,
       gater: gaterFor(init.gate),
-      agentVersion: `cloudless/${system.name}`,
+      agentVersion: init.agentVersion ?? 'cloudless',
     });
     if (node.peerId.toString() !== system.nodeId) {
       await node.stop();

@@ -161,7 +161,7 @@ describe('cloudless peer', () => {
   describe('ping and identify', () => {
     // `cloudless start` does not run the mesh yet (it says "not yet: libp2p mesh"), so the node
     // answering here is a mesh node started in this process with the identity `start` created.
-    it('pings and identifies a running node with the identity cloudless start created', async () => {
+    it('pings and identifies the mesh node cloudless start runs, by the PeerId of its identity', async () => {
       const child = spawn(process.execPath, [
         cli,
         'start',
@@ -173,18 +173,12 @@ describe('cloudless peer', () => {
         '0',
       ]);
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      const output = await waitForOutput(child, 'stop with Ctrl-C');
-      child.kill('SIGTERM');
-      expect(await exited).to.equal(0);
-      const nodeId = /node (\S+) is up/.exec(output)?.[1];
-      expect(output).to.include('not yet: libp2p mesh');
-
-      const timersBefore = timers();
-      const privateKey = await readIdentityFile(path.join(dir, identityFileName));
-      const node = await createMeshNode({ privateKey });
       try {
-        expect(node.peerId.toString()).to.equal(nodeId);
-        const address = node.getMultiaddrs()[0]?.toString() ?? '';
+        const output = await waitForOutput(child, 'stop with Ctrl-C');
+        const nodeId = /node (\S+) is up/.exec(output)?.[1];
+        const privateKey = await readIdentityFile(path.join(dir, identityFileName));
+        expect(peerIdFromPrivateKey(privateKey).toString()).to.equal(nodeId);
+        const address = /listening: (\S+)/.exec(output)?.[1] ?? '';
         expect(address).to.match(new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${nodeId}$`));
 
         const ping = json(await cloudless(['peer', 'ping', address, '--count', '3', '--json']));
@@ -205,13 +199,18 @@ describe('cloudless peer', () => {
         const bare = address.replace(/\/p2p\/.*$/, '');
         const identify = json(await cloudless(['peer', 'identify', bare, '--json']));
         expect(identify.peerId).to.equal(nodeId);
-        expect(identify.protocols).to.include.members(['/ipfs/ping/1.0.0', '/ipfs/id/1.0.0']);
+        expect(identify.protocols).to.include.members([
+          '/ipfs/ping/1.0.0',
+          '/ipfs/id/1.0.0',
+          '/cloudless/actor/1.0.0',
+        ]);
         expect(identify.listenAddrs).to.include(bare);
-        expect(identify.agentVersion).to.be.a('string');
+        expect(identify.agentVersion).to.match(/^cloudless\//);
         expect(identify.protocolVersion).to.be.a('string');
       } finally {
-        await stopMeshNode(node, timersBefore);
+        child.kill('SIGTERM');
       }
+      expect(await exited).to.equal(0);
     });
 
     it('exits 1 and names the address and the PeerId it found when the /p2p/ part is wrong', async () => {
