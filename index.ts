@@ -4,3 +4,4 @@
  */
 export * from './runtime/index.ts';
 export * from './supervision/index.ts';
+export * from './transport/index.ts';

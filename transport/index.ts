@@ -1,7 +1,20 @@
 /**
  * The libp2p mesh: node identity (an Ed25519 key in the data dir), TCP + Noise + Yamux, the actor
- * envelope protocol, remote refs and remote death watch, the connection gater and enrollment.
- * It plugs into the kernel through `Router` (runtime/router.ts), as the worker-thread dispatcher
- * does. Nothing is exported yet: the mesh is the next issue.
+ * protocol `/cloudless/actor/1.0.0` (framed msgpackr batches), remote refs, remote death watch and
+ * remote spawn, the admission gate, and identify/ping for peer tooling. It plugs into the kernel
+ * as its router for other nodes (`ActorSystem.attachMesh`).
  */
-export {};
+export type { MeshGate, MeshTransportInit } from './mesh-transport.ts';
+export { MeshTransport } from './mesh-transport.ts';
+export type { MsgpackLimits } from './msgpack-limits.ts';
+export type { NodeIdentity } from './node-identity.ts';
+export {
+  CorruptIdentityFileError,
+  IdentityFileExistsError,
+  InsecureIdentityFileError,
+  loadOrCreateIdentity,
+  readIdentityFile,
+  writeIdentityFile,
+} from './node-identity.ts';
+export { actorProtocol } from './peer-link.ts';
+export { DecodeLimitError, FrameTooLargeError } from './transport-errors.ts';
