@@ -148,6 +148,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       unreachableAfterMs: positive('unreachableAfterMs', init.unreachableAfterMs, 10_000),
       dialTimeoutMs: positive('dialTimeoutMs', init.dialTimeoutMs, 5000),
     };
+    const maxInboundStreams = positive('maxInboundStreams', init.maxInboundStreams, 4);
     const node = await createMeshNode({
       privateKey: init.privateKey,
       listen: init.listen,
@@ -164,9 +165,10 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     const transport = new MeshTransport(system, node, settings, init.random ?? Math.random);
     await node.handle(
       actorProtocol,
-      (stream: Stream, connection: Connection) =>
-        transport.#link(connection.remotePeer.toString()).attach(stream),
-      { maxInboundStreams: positive('maxInboundStreams', init.maxInboundStreams, 4) },
+      (stream: Stream, connection: Connection) => transport.#accept(stream, connection, maxInboundStreams),
+      // One more than the limit, so the stream past it reaches #accept, which logs the refusal;
+      // libp2p silently resets any beyond that.
+      { maxInboundStreams: maxInboundStreams + 1 },
     );
     node.addEventListener('peer:disconnect', (event) =>
       transport.#links.get(event.detail.toString())?.disconnected(),
@@ -195,16 +197,43 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       });
     }
     try {
-      const connection = await this.node.dial(target, {
-        signal: options.signal ?? AbortSignal.timeout(this.settings.dialTimeoutMs),
-      });
-      return connection.remotePeer.toString();
+      const signal = options.signal ?? AbortSignal.timeout(this.settings.dialTimeoutMs);
+      const connection = await this.node.dial(target, { signal });
+      const peerId = connection.remotePeer.toString();
+      // Resolve only once the actor protocol works: a peer whose gate refuses us accepts the
+      // dial and drops the connection right after, and a link to a peer declared unreachable
+      // becomes reachable again only when it has a stream.
+      await this.#link(peerId).open(signal);
+      return peerId;
     } catch (error) {
+      // libp2p rejects a stream the peer closed during negotiation with the close event itself.
+      const why =
+        error instanceof Error
+          ? error.message
+          : 'the peer closed the actor-protocol stream at once (its gate may refuse this node)';
       throw new UnavailableError(
-        `cannot connect to ${address}: ${(error as Error).message}; check the address and that the node runs`,
+        `cannot connect to ${address}: ${why}; check the address, that the node runs and that it admits this node`,
         { cause: error },
       );
     }
+  }
+
+  /** An inbound actor-protocol stream: refused (with a warning) past the peer's stream limit. */
+  #accept(stream: Stream, connection: Connection, maxInboundStreams: number): void {
+    const link = this.#link(connection.remotePeer.toString());
+    let open = 0;
+    for (const other of connection.streams) {
+      if (other.protocol === actorProtocol && other.direction === 'inbound' && other.status === 'open')
+        open++;
+    }
+    if (open > maxInboundStreams) {
+      this.onViolation(link, `more than ${maxInboundStreams} actor-protocol streams at once`);
+      stream.abort(
+        new Error(`protocol violation: more than ${maxInboundStreams} actor-protocol streams at once`),
+      );
+      return;
+    }
+    link.attach(stream);
   }
 
   #link(peerId: string): PeerLink {
@@ -223,12 +252,16 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
       return false;
     }
-    let link: PeerLink;
-    try {
-      link = this.#link(peerIdFromString(envelope.to.node).toString());
-    } catch {
-      this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
-      return false;
+    // Links are keyed by canonical PeerId strings, so a hit needs no parsing: parsing a PeerId
+    // (base58 and multihash decoding) per envelope cost more than everything else on the send path.
+    let link = this.#links.get(envelope.to.node);
+    if (link === undefined) {
+      try {
+        link = this.#link(peerIdFromString(envelope.to.node).toString());
+      } catch {
+        this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
+        return false;
+      }
     }
     return link.send(envelope.to.path, envelope.message);
   }

@@ -138,6 +138,12 @@ export class PeerLink {
     this.#scheduleFlush();
   }
 
+  /** Opens a stream to the peer unless the link has one (`MeshTransport.connect` waits for it). */
+  async open(signal: AbortSignal): Promise<void> {
+    if (this.#sendStream !== undefined) return;
+    this.attach(await this.#owner.dial(this.peerId, signal));
+  }
+
   /** A stream to this peer (inbound, or the one we dialled): read from it; send on it if we have none. */
   attach(stream: Stream): void {
     if (this.#closed) {
@@ -191,7 +197,7 @@ export class PeerLink {
     if (this.#closed) return;
     // Lost the connection: start the clock on unreachability and redial while anything depends on it.
     this.#armUnreachable();
-    this.#ensureConnected();
+    if (this.#needsConnection()) this.#ensureConnected();
   }
 
   /** The peer's connection closed (libp2p peer:disconnect). */
