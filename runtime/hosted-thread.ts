@@ -11,7 +11,7 @@ import type { BehaviorRegistry } from './behavior-registry.ts';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { hostPlacedActor } from './placement.ts';
-import type { Envelope, Router } from './router.ts';
+import type { Router } from './router.ts';
 import { ThreadChannel } from './thread-channel.ts';
 import type { ControlMessage } from './thread-protocol.ts';
 import { ThreadWatches } from './thread-watches.ts';
@@ -44,8 +44,8 @@ export class HostedThread implements Router {
   }
 
   // Router: everything that is not here goes to the main thread.
-  deliver(envelope: Envelope): boolean {
-    return this.#channel.send(envelope.to.path, envelope.message);
+  deliver(to: ActorAddress, message: unknown): boolean {
+    return this.#channel.send(to.path, message);
   }
 
   watch(target: ActorAddress, watcher: DeathWatcher): void {

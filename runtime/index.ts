@@ -38,7 +38,7 @@ export type { Listing, ReceptionistCommand, Registered } from './receptionist.ts
 export { Receptionist } from './receptionist.ts';
 export type { BehaviorDefinition, RegisteredBehavior } from './registered-behavior.ts';
 export { defineBehavior } from './registered-behavior.ts';
-export type { Envelope, Router } from './router.ts';
+export type { Router } from './router.ts';
 export { ServiceKey } from './service-key.ts';
 export type { ChildFailed, Signal, Terminated } from './signals.ts';
 export { PostStop, PreRestart } from './signals.ts';

@@ -198,13 +198,13 @@ export class Kernel {
         this.deadLetter(to.path, message, 'not-found');
         return false;
       }
-      return this.router.deliver({ to: { node: to.node, path: to.path }, message });
+      return this.router.deliver(to, message);
     }
     if (this.remote === undefined) {
       this.deadLetter(to.path, message, 'no-route');
       return false;
     }
-    return this.remote.deliver({ to: { node: to.node, path: to.path }, message });
+    return this.remote.deliver(to, message);
   }
 
   watch(target: ActorRef<never>, watcher: DeathWatcher): void {

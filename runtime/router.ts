@@ -7,17 +7,12 @@
 import type { DeathWatcher } from './actor-cell.ts';
 import type { ActorAddress } from './actor-ref.ts';
 
-export interface Envelope {
-  readonly to: ActorAddress;
-  readonly message: unknown;
-}
-
 export interface Router {
   /**
-   * Takes an envelope for a non-local actor. Must not throw; undeliverable ones become dead
+   * Takes a message for a non-local actor (`to` is often the ref itself: no envelope is allocated). Must not throw; undeliverable ones become dead
    * letters and make it return false (so an ask can fail at once).
    */
-  deliver(envelope: Envelope): boolean;
+  deliver(to: ActorAddress, message: unknown): boolean;
   /** Watches a non-local actor; the watcher hears a death notice when it terminates or becomes unreachable. */
   watch(target: ActorAddress, watcher: DeathWatcher): void;
   unwatch(target: ActorAddress, watcher: DeathWatcher): void;

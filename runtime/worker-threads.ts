@@ -16,7 +16,7 @@ import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { type ActorHost, type makePlacedRef, placeBehavior } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
-import type { Envelope, Router } from './router.ts';
+import type { Router } from './router.ts';
 import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
 import { type ProxyHost, WorkerActorRef } from './thread-proxy.ts';
 import { WorkerHost } from './worker-host.ts';
@@ -250,10 +250,10 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     return undefined;
   }
 
-  deliver(envelope: Envelope): boolean {
-    const host = this.hostForPath(envelope.to.path);
-    if (host?.alive) return host.channel.send(envelope.to.path, envelope.message);
-    this.#kernel.deadLetter(envelope.to.path, envelope.message, 'not-found');
+  deliver(to: ActorAddress, message: unknown): boolean {
+    const host = this.hostForPath(to.path);
+    if (host?.alive) return host.channel.send(to.path, message);
+    this.#kernel.deadLetter(to.path, message, 'not-found');
     return false;
   }
 

@@ -9,6 +9,7 @@ import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { yamux } from '@libp2p/yamux';
 import { createLibp2p } from 'libp2p';
+import './yamux-window-updates.ts';
 
 export type MeshServices = {
   identify: ReturnType<ReturnType<typeof identify>>;

@@ -16,7 +16,7 @@ import type { Kernel } from '../runtime/kernel.ts';
 import { MessageCodec } from '../runtime/message-codec.ts';
 import { type ActorHost, hostPlacedActor, placeBehavior } from '../runtime/placement.ts';
 import type { RegisteredBehavior } from '../runtime/registered-behavior.ts';
-import type { Envelope, Router } from '../runtime/router.ts';
+import type { Router } from '../runtime/router.ts';
 import type { ControlMessage, SpawnMailbox, StrategyData } from '../runtime/thread-protocol.ts';
 import { type ProxyHost, WorkerActorRef } from '../runtime/thread-proxy.ts';
 import type { ThreadSpawner } from '../runtime/worker-threads.ts';
@@ -247,23 +247,23 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
 
   // ---------------------------------------------------------------- Router
 
-  deliver(envelope: Envelope): boolean {
+  deliver(to: ActorAddress, message: unknown): boolean {
     if (this.#stopped) {
-      this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
+      this.kernel.deadLetter(to.path, message, 'no-route');
       return false;
     }
     // Links are keyed by canonical PeerId strings, so a hit needs no parsing: parsing a PeerId
     // (base58 and multihash decoding) per envelope cost more than everything else on the send path.
-    let link = this.#links.get(envelope.to.node);
+    let link = this.#links.get(to.node);
     if (link === undefined) {
       try {
-        link = this.#link(peerIdFromString(envelope.to.node).toString());
+        link = this.#link(peerIdFromString(to.node).toString());
       } catch {
-        this.kernel.deadLetter(envelope.to.path, envelope.message, 'no-route');
+        this.kernel.deadLetter(to.path, message, 'no-route');
         return false;
       }
     }
-    return link.send(envelope.to.path, envelope.message);
+    return link.send(to.path, message);
   }
 
   watch(target: ActorAddress, watcher: DeathWatcher): void {

@@ -17,7 +17,7 @@ import type { MessageCodec } from '../runtime/message-codec.ts';
 import { RemotePlacements } from '../runtime/placement.ts';
 import type { ControlMessage } from '../runtime/thread-protocol.ts';
 import { ThreadWatches } from '../runtime/thread-watches.ts';
-import { FrameDecoder, frameHeader } from './frame-codec.ts';
+import { FrameDecoder } from './frame-codec.ts';
 import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
 
 export const actorProtocol = '/cloudless/actor/1.0.0';
@@ -282,7 +282,7 @@ export class PeerLink {
     if (this.#control.length > 0) {
       const control = this.#control;
       this.#control = [];
-      if (!this.#write(stream, controlFrame, codec.encode(control))) return;
+      if (!this.#write(stream, controlFrame, codec.encodeTransient(control))) return;
     }
     const maxEntries = this.#owner.settings.maxBatch * 3;
     while (this.#data.length > 0) {
@@ -299,7 +299,8 @@ export class PeerLink {
     const limit = this.#owner.settings.maxFrameBytes - 1;
     let bytes: Uint8Array;
     try {
-      bytes = this.#owner.codec.encode(batch);
+      // Transient: #write copies it into the frame before anything else is encoded.
+      bytes = this.#owner.codec.encodeTransient(batch);
     } catch (error) {
       return this.#splitOrDrop(batch, `cannot be encoded: ${(error as Error).message}`);
     }
@@ -323,7 +324,7 @@ export class PeerLink {
   #write(stream: Stream, kind: number, body: Uint8Array): boolean {
     // One allocation per frame: header, kind, body (a frame carries a whole batch).
     const frame = new Uint8Array(5 + body.length);
-    frame.set(frameHeader(body.length + 1), 0);
+    new DataView(frame.buffer).setUint32(0, body.length + 1);
     frame[4] = kind;
     frame.set(body, 5);
     let accepted: boolean;
@@ -366,12 +367,20 @@ export class PeerLink {
         return this.#violation(stream, 'a data frame holds (to, traceId, message) triples');
       const kernel = this.#owner.kernel;
       const node = kernel.nodeId;
+      // A batch mostly goes to few actors: look each recipient up once per run of envelopes.
+      let lastPath: string | undefined;
+      let lastRef: { tell(message: unknown): void } | undefined;
       for (let i = 0; i < value.length; i += 3) {
         const path = value[i];
-        if (typeof path !== 'string' || path.length === 0 || path.length > 1024 || path[0] !== '/') {
-          return this.#violation(stream, `invalid recipient path ${JSON.stringify(path)?.slice(0, 80)}`);
+        if (path !== lastPath) {
+          if (typeof path !== 'string' || path.length === 0 || path.length > 1024 || path[0] !== '/') {
+            return this.#violation(stream, `invalid recipient path ${JSON.stringify(path)?.slice(0, 80)}`);
+          }
+          lastPath = path;
+          lastRef = kernel.registry.get(path)?.self;
         }
-        kernel.route({ node, path }, value[i + 2]);
+        if (lastRef !== undefined) lastRef.tell(value[i + 2]);
+        else kernel.route({ node, path }, value[i + 2]);
       }
       return true;
     }

@@ -5,7 +5,7 @@ import type { ActorSystem } from '../../runtime/actor-system.ts';
 import { Behaviors } from '../../runtime/behavior.ts';
 import { SimulatedClock } from '../../runtime/clock.ts';
 import { TimeoutError } from '../../runtime/errors.ts';
-import type { Envelope, Router } from '../../runtime/router.ts';
+import type { Router } from '../../runtime/router.ts';
 import type { ThreadSpawner } from '../../runtime/worker-threads.ts';
 import { collectDeadLetters, settle, spawnProbe, startTestSystem, track } from '../support/test-system.ts';
 
@@ -111,10 +111,10 @@ describe('resolve', () => {
         throw new Error('not used');
       },
     };
-    const delivered: Envelope[] = [];
+    const delivered: { to: ActorAddress; message: unknown }[] = [];
     const router: Router = {
-      deliver: (envelope) => {
-        delivered.push(envelope);
+      deliver: (to, message) => {
+        delivered.push({ to: { node: to.node, path: to.path }, message });
         return true;
       },
       watch: () => {},
