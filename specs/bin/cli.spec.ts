@@ -7,27 +7,11 @@ import { promisify } from 'node:util';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { expect } from 'chai';
 import { identityFileName, readIdentityFile } from '../../transport/node-identity.ts';
+import { waitForOutput } from '../support/child-output.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(root, 'bin', 'cloudless.ts');
-
-function waitForOutput(child: ChildProcess, text: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no '${text}' within ${timeoutMs} ms; got: ${seen}`)),
-      timeoutMs,
-    );
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve(seen);
-      }
-    });
-  });
-}
 
 function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));

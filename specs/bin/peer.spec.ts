@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -10,6 +10,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { expect } from 'chai';
 import { createMeshNode, type MeshNode } from '../../transport/mesh-node.ts';
 import { identityFileName, readIdentityFile } from '../../transport/node-identity.ts';
+import { waitForOutput } from '../support/child-output.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(root, 'bin', 'cloudless.ts');
@@ -35,23 +36,6 @@ function json(run: Run): Record<string, unknown> {
   const lines = run.stdout.trim().split('\n');
   expect(lines, 'one JSON object on stdout').to.have.length(1);
   return JSON.parse(lines[0] ?? '') as Record<string, unknown>;
-}
-
-function waitForOutput(child: ChildProcess, text: string, timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no '${text}' within ${timeoutMs} ms; got: ${seen}`)),
-      timeoutMs,
-    );
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve(seen);
-      }
-    });
-  });
 }
 
 function timers(): number {
