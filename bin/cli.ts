@@ -174,8 +174,9 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   io.out('  stop with Ctrl-C');
   const signal = await io.stopRequested;
   io.out(`cloudless: ${signal} received, stopping`);
-  await mesh.stop();
+  // Actors first, while the mesh still carries their goodbyes (remote stops, death notices).
   await system.stop();
+  await mesh.stop();
   io.out('cloudless: stopped');
   return 0;
 }
