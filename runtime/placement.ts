@@ -2,7 +2,7 @@
  * Placing an actor somewhere other than this thread: on a worker-thread host or on another node.
  * Both work the same way, so both use this module: the behavior must be a registered one
  * (its code is loaded there), per-actor strategies travel as data, and a local proxy (see
- * thread-proxy.ts) stands in for the actor as the child its parent supervises.
+ * placed-actor-proxy.ts) stands in for the actor as the child its parent supervises.
  *
  * `RemotePlacements` is the placing side's bookkeeping (which incarnation lives where, who waits
  * for a stop); `hostPlacedActor` is the hosting side's answer to a `spawn` control message.
@@ -16,6 +16,7 @@ import { InvalidRequestError, toError } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
+import { PlacedActorRef, type ProxyHost, proxyBehavior } from './placed-actor-proxy.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import {
   BackoffStrategy,
@@ -25,7 +26,6 @@ import {
 } from './supervisor-strategy.ts';
 import type { ControlMessage, SpawnMailbox, StrategyData } from './thread-protocol.ts';
 import { toWireError } from './thread-protocol.ts';
-import { type ProxyHost, proxyBehavior, WorkerActorRef } from './thread-proxy.ts';
 
 /** Where a placed actor lives, as its proxy sees it. */
 export interface ActorHost {
@@ -35,11 +35,11 @@ export interface ActorHost {
 }
 
 export function makePlacedRef(
-  cell: ConstructorParameters<typeof WorkerActorRef>[0],
+  cell: ConstructorParameters<typeof PlacedActorRef>[0],
   node: string,
   path: string,
-): WorkerActorRef<unknown> {
-  return new WorkerActorRef(cell, node, path);
+): PlacedActorRef<unknown> {
+  return new PlacedActorRef(cell, node, path);
 }
 
 function strategyData(strategy: Strategy, errorClassName: string | undefined): StrategyData {

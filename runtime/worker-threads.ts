@@ -14,11 +14,11 @@ import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedE
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
+import { PlacedActorRef, type ProxyHost } from './placed-actor-proxy.ts';
 import { type ActorHost, type makePlacedRef, placeBehavior } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { Router } from './router.ts';
 import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
-import { type ProxyHost, WorkerActorRef } from './thread-proxy.ts';
 import { WorkerHost } from './worker-host.ts';
 
 export interface DispatcherConfig {
@@ -97,7 +97,7 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
   readonly #kernel: Kernel;
   readonly #slots = new Map<string, Slot[]>();
   readonly #byTag = new Map<string, WorkerHost>();
-  readonly #proxies = new Map<WorkerHost, Set<WorkerActorRef<unknown>>>();
+  readonly #proxies = new Map<WorkerHost, Set<PlacedActorRef<unknown>>>();
   readonly #nextPick = new Map<string, number>();
   #generation = 0;
   #stopping = false;
@@ -224,11 +224,11 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
     return (host as WorkerHost).placements.spawn(path, remote, strategies, parent, mailbox);
   }
 
-  track(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+  track(ref: PlacedActorRef<unknown>, host: ActorHost): void {
     if (host instanceof WorkerHost) this.#proxies.get(host)?.add(ref);
   }
 
-  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+  untrack(ref: PlacedActorRef<unknown>, host: ActorHost): void {
     if (host instanceof WorkerHost) this.#proxies.get(host)?.delete(ref);
   }
 
@@ -245,7 +245,7 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
       const cell = registry.get(prefix);
       if (cell === undefined) continue;
       const self = cell.self;
-      return self instanceof WorkerActorRef && self.host instanceof WorkerHost ? self.host : undefined;
+      return self instanceof PlacedActorRef && self.host instanceof WorkerHost ? self.host : undefined;
     }
     return undefined;
   }
@@ -271,7 +271,7 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
 
   #onTerminated(host: WorkerHost, path: string, id: number, error: WireError | undefined): void {
     const cell = this.#kernel.registry.get(path);
-    if (cell === undefined || !(cell.self instanceof WorkerActorRef)) return;
+    if (cell === undefined || !(cell.self instanceof PlacedActorRef)) return;
     // Only the current incarnation's end ends the proxy, not that of one it replaced.
     if (cell.self.host !== host || cell.self.incarnation !== id) return;
     cell.terminateAs(error === undefined ? undefined : errorFromWire(error));

@@ -14,11 +14,11 @@ import type { ActorSystem } from '../runtime/actor-system.ts';
 import { errorFromWire, InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
 import type { Kernel } from '../runtime/kernel.ts';
 import { MessageCodec } from '../runtime/message-codec.ts';
+import { PlacedActorRef, type ProxyHost } from '../runtime/placed-actor-proxy.ts';
 import { type ActorHost, hostPlacedActor, placeBehavior } from '../runtime/placement.ts';
 import type { RegisteredBehavior } from '../runtime/registered-behavior.ts';
 import type { Router } from '../runtime/router.ts';
 import type { ControlMessage, SpawnMailbox, StrategyData } from '../runtime/thread-protocol.ts';
-import { type ProxyHost, WorkerActorRef } from '../runtime/thread-proxy.ts';
 import type { ThreadSpawner } from '../runtime/worker-threads.ts';
 import { createMeshNode, type MeshNode } from './mesh-node.ts';
 import type { MsgpackLimits } from './msgpack-limits.ts';
@@ -91,7 +91,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly #system: ActorSystem;
   readonly #links = new Map<string, PeerLink>();
   /** Proxies of actors placed on each peer. */
-  readonly #proxies = new Map<PeerLink, Set<WorkerActorRef<unknown>>>();
+  readonly #proxies = new Map<PeerLink, Set<PlacedActorRef<unknown>>>();
   readonly #random: () => number;
   readonly #violations: Counter<string>;
   #stopped = false;
@@ -316,7 +316,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       case 'terminated': {
         link.placements.terminated(message.path, message.id);
         const cell = this.kernel.registry.get(message.path);
-        if (cell === undefined || !(cell.self instanceof WorkerActorRef)) return;
+        if (cell === undefined || !(cell.self instanceof PlacedActorRef)) return;
         if (cell.self.host !== link || cell.self.incarnation !== message.id) return;
         cell.terminateAs(message.error === undefined ? undefined : errorFromWire(message.error));
         return;
@@ -371,7 +371,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     return link;
   }
 
-  track(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+  track(ref: PlacedActorRef<unknown>, host: ActorHost): void {
     if (!(host instanceof PeerLink)) return;
     let set = this.#proxies.get(host);
     if (set === undefined) {
@@ -381,7 +381,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     set.add(ref);
   }
 
-  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void {
+  untrack(ref: PlacedActorRef<unknown>, host: ActorHost): void {
     if (host instanceof PeerLink) this.#proxies.get(host)?.delete(ref);
   }
 

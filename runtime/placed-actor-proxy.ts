@@ -1,11 +1,12 @@
 /**
- * The main-thread side of an actor that lives on a worker thread. The actor's ref is a
- * `WorkerActorRef`: its `tell` goes straight into the channel to the worker (one array push, no
+ * This side of an actor placed elsewhere: on a worker thread, or on another node. The actor's ref
+ * is a `PlacedActorRef`: its `tell` goes straight into the channel to the host (one array push, no
  * hop through a mailbox here). Behind the ref sits a local proxy actor that is the child its
  * parent supervises and watches: it spawns the real actor on a host, stops it when it is stopped,
  * terminates as the real actor terminates, and fails (so its supervisor restarts it, on a live
- * host) when the host thread dies. While the proxy restarts, messages wait in its mailbox and are
- * forwarded, in order, before the ref talks to the new host directly again.
+ * host) when the host is lost (its thread died, its node became unreachable). While the proxy
+ * restarts, messages wait in its mailbox and are forwarded, in order, before the ref talks to the
+ * new host directly again.
  */
 import type { ActorCell } from './actor-cell.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
@@ -14,7 +15,7 @@ import type { ActorHost } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { SpawnMailbox, StrategyData } from './thread-protocol.ts';
 
-export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
+export class PlacedActorRef<TMsg> extends LocalActorRef<TMsg> {
   /** Set while the proxy's mailbox is empty and the hosted actor is up: tells bypass the proxy. */
   route: ActorHost | undefined;
   /** The host of the current incarnation, for routing to its descendants. */
@@ -32,8 +33,8 @@ export class WorkerActorRef<TMsg> extends LocalActorRef<TMsg> {
 export interface ProxyHost {
   /** The host to place the next incarnation on, for a dispatcher name or a node id. */
   pickHost(key: string): ActorHost;
-  track(ref: WorkerActorRef<unknown>, host: ActorHost): void;
-  untrack(ref: WorkerActorRef<unknown>, host: ActorHost): void;
+  track(ref: PlacedActorRef<unknown>, host: ActorHost): void;
+  untrack(ref: PlacedActorRef<unknown>, host: ActorHost): void;
   spawnOn(
     host: ActorHost,
     path: string,
@@ -52,7 +53,7 @@ export function proxyBehavior(
   mailbox: SpawnMailbox | undefined,
 ): Behavior<unknown> {
   return Behaviors.setup<unknown>((ctx) => {
-    const self = ctx.self as WorkerActorRef<unknown>;
+    const self = ctx.self as PlacedActorRef<unknown>;
     const cell = ctx as unknown as ActorCell<unknown>;
     const host = threads.pickHost(dispatcher);
     const id = threads.spawnOn(host, self.path, remote, strategies, ctx.parent?.path ?? '/', mailbox);
