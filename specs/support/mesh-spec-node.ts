@@ -86,3 +86,19 @@ export async function startSpecNode(
     },
   };
 }
+
+/**
+ * For a describe that keeps libp2p nodes up across its specs: libp2p arms short-lived timers of
+ * its own as streams open and close (close timeouts, window updates). Each spec waits for them to
+ * run out before the root leak hook counts, so the hook still catches what a spec really leaves.
+ */
+export function settleLibp2pTimersAfterEach(): void {
+  let baseline = new Map<string, number>();
+  beforeEach(() => {
+    baseline = resourceCounts();
+  });
+  afterEach(async () => {
+    // If it never settles, the root hook reports what is left.
+    await resourcesBackTo(baseline, 3000).catch(() => undefined);
+  });
+}

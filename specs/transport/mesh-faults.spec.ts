@@ -15,11 +15,12 @@ import { actorProtocol } from '../../transport/peer-link.ts';
 import { rejectionOf, until, withDeadline } from '../support/deadline.ts';
 import type { EchoRequest, SinkMessage, Verdict } from '../support/mesh-fixture-actors.ts';
 import { MeshNodeChild } from '../support/mesh-node-child.ts';
-import { type SpecNode, startSpecNode } from '../support/mesh-spec-node.ts';
+import { type SpecNode, settleLibp2pTimersAfterEach, startSpecNode } from '../support/mesh-spec-node.ts';
 import { spawnWatcher } from '../support/mesh-watcher.ts';
 import { track } from '../support/test-system.ts';
 
 describe('mesh faults across processes', function () {
+  settleLibp2pTimersAfterEach();
   this.timeout(30_000);
 
   let nodes: SpecNode[] = [];

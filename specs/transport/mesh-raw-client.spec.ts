@@ -19,7 +19,7 @@ import { actorProtocol } from '../../transport/peer-link.ts';
 import { until, withDeadline } from '../support/deadline.ts';
 import type { EchoRequest, SinkMessage, Verdict } from '../support/mesh-fixture-actors.ts';
 import { MeshNodeChild } from '../support/mesh-node-child.ts';
-import { type SpecNode, startSpecNode } from '../support/mesh-spec-node.ts';
+import { type SpecNode, settleLibp2pTimersAfterEach, startSpecNode } from '../support/mesh-spec-node.ts';
 
 const maxInboundStreams = 4;
 const maxFrameBytes = 1024 * 1024;
@@ -61,6 +61,7 @@ function closeOf(stream: Stream): Promise<Closed> {
 }
 
 describe('mesh against a hostile raw libp2p client', function () {
+  settleLibp2pTimersAfterEach();
   this.timeout(30_000);
 
   let dataDir: string;

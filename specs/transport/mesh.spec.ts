@@ -25,13 +25,14 @@ import type {
   Verdict,
 } from '../support/mesh-fixture-actors.ts';
 import { MeshNodeChild } from '../support/mesh-node-child.ts';
-import { type SpecNode, startSpecNode } from '../support/mesh-spec-node.ts';
+import { type SpecNode, settleLibp2pTimersAfterEach, startSpecNode } from '../support/mesh-spec-node.ts';
 import { spawnWatcher } from '../support/mesh-watcher.ts';
 import { spawnProbe } from '../support/test-system.ts';
 
 const behaviorModule = new URL('../fixtures/mesh-behaviors.ts', import.meta.url).pathname;
 
 describe('mesh across processes', function () {
+  settleLibp2pTimersAfterEach();
   this.timeout(30_000);
 
   const dataDirs: string[] = [];
