@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'INVALID_BEHAVIOR'
   | 'MAX_RESTART_INTENSITY'
   | 'CHILD_START_FAILED'
-  | 'WORKER_DIED';
+  | 'WORKER_DIED'
+  | 'NOT_LEADER'
+  | 'DATA_CORRUPT';
 
 export class CloudlessError extends Error {
   readonly code: ErrorCode;
@@ -111,6 +113,22 @@ export class ChildStartError extends CloudlessError {
   }
 }
 
+/** A write reached a member that is not the leader; `leaderHint` names the one it knows, if any. */
+export class NotLeaderError extends CloudlessError {
+  readonly leaderHint: string | undefined;
+  constructor(message: string, leaderHint?: string, options?: { cause?: unknown }) {
+    super('NOT_LEADER', message, options);
+    this.leaderHint = leaderHint;
+  }
+}
+
+/** Persisted data failed its checksum or format check: never used, never silently dropped. */
+export class DataCorruptError extends CloudlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DATA_CORRUPT', message, options);
+  }
+}
+
 /** The worker thread hosting an actor died (uncaught error, exit, out of memory). */
 export class WorkerThreadDiedError extends CloudlessError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -137,6 +155,8 @@ const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   MAX_RESTART_INTENSITY: (m) => withMessage(new MaxRestartIntensityError('', 0, 0), m),
   CHILD_START_FAILED: (m) => withMessage(new ChildStartError('', ''), m),
   WORKER_DIED: (m) => new WorkerThreadDiedError(m),
+  NOT_LEADER: (m) => new NotLeaderError(m),
+  DATA_CORRUPT: (m) => new DataCorruptError(m),
 };
 
 /** Rebuilds an error that crossed a thread or the wire as the same class, by its code. */
