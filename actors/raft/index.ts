@@ -4,7 +4,8 @@
  * an actor shell performs in that order. Pre-vote, elections, heartbeats, pipelined and batched
  * log replication with fast backtracking, and the current-term commit rule are implemented;
  * randomness comes from a seed in the config, time from ticks. `RaftLogStore` keeps a member's
- * hard state and log durably in checksummed segment files, with group commit.
+ * hard state and log durably in checksummed segment files, with group commit. `raftMember` is
+ * the actor shell that opens the store, ticks the core and performs its effects in order.
  */
 
 export {
@@ -46,6 +47,19 @@ export { RaftInvariantError } from './raft-errors.ts';
 export type { PersistEffect, RaftLogRecovery, RaftLogStoreOptions } from './raft-log-store.ts';
 export { RaftLogStore } from './raft-log-store.ts';
 export { RaftLogCorruptError } from './raft-log-store-errors.ts';
+export {
+  type RaftMemberError,
+  type RaftMemberMessage,
+  type RaftMemberProps,
+  type RaftPeerMessage,
+  type RaftProposeReply,
+  type RaftProposeRequest,
+  type RaftReadReply,
+  type RaftReadRequest,
+  type RaftStatusReply,
+  type RaftStatusRequest,
+  raftMember,
+} from './raft-member.ts';
 export { assertRoleTransition, roleTransitions } from './raft-roles.ts';
 export type {
   AppendEntries,
