@@ -374,7 +374,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             replyTo.tell({
               ok: false,
               error: {
-                code: 'UNAVAILABLE',
+                code: 'NOT_LEADER',
                 message: `raft member ${props.id} is not the leader; leader is ${leader}: send the proposal there`,
               },
               leaderHint: result.leaderHint,

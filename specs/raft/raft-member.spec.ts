@@ -182,7 +182,7 @@ describe('raftMember', function () {
     expect(again.ok && again.duplicate).to.equal(true);
   });
 
-  it('refuses a proposal to a follower with UNAVAILABLE and a hint naming the leader', async () => {
+  it('refuses a proposal to a follower with NOT_LEADER and a hint naming the leader', async () => {
     system = await startTestSystem();
     const cluster = startCluster(system, dirs);
     const leader = await waitForLeader(cluster, ids);
@@ -196,7 +196,7 @@ describe('raftMember', function () {
     }
     expect(reply?.ok).to.equal(false);
     if (reply === undefined || reply.ok) return;
-    expect(reply.error.code).to.equal('UNAVAILABLE');
+    expect(reply.error.code).to.equal('NOT_LEADER');
     expect(reply.leaderHint).to.equal(leader);
   });
 
