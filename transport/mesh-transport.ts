@@ -53,6 +53,8 @@ export interface MeshTransportInit {
   random?: () => number;
   /** What identify tells peers; default `cloudless`. */
   agentVersion?: string;
+  /** Links kept before idle, unreachable ones are forgotten; default 10,000. */
+  maxIdleLinks?: number;
 }
 
 export const defaultLimits: MsgpackLimits = {
@@ -93,10 +95,18 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   /** Proxies of actors placed on each peer. */
   readonly #proxies = new Map<PeerLink, Set<PlacedActorRef<unknown>>>();
   readonly #random: () => number;
+  readonly #maxIdleLinks: number;
   readonly #violations: Counter<string>;
   #stopped = false;
 
-  private constructor(system: ActorSystem, node: MeshNode, settings: PeerLinkSettings, random: () => number) {
+  private constructor(
+    system: ActorSystem,
+    node: MeshNode,
+    settings: PeerLinkSettings,
+    random: () => number,
+    maxIdleLinks: number,
+  ) {
+    this.#maxIdleLinks = maxIdleLinks;
     this.#system = system;
     this.kernel = system.internals;
     this.codec = new MessageCodec(this.kernel);
@@ -162,7 +172,13 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
           'start the system with nodeId set to the PeerId',
       );
     }
-    const transport = new MeshTransport(system, node, settings, init.random ?? Math.random);
+    const transport = new MeshTransport(
+      system,
+      node,
+      settings,
+      init.random ?? Math.random,
+      positive('maxIdleLinks', init.maxIdleLinks, 10_000),
+    );
     await node.handle(
       actorProtocol,
       (stream: Stream, connection: Connection) => transport.#accept(stream, connection, maxInboundStreams),
@@ -175,6 +191,11 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     );
     system.attachMesh({ router: transport, spawner: transport.#spawner() });
     return transport;
+  }
+
+  /** Peers this node keeps a link to (the `cloudless_transport_peers` gauge). */
+  get linkCount(): number {
+    return this.#links.size;
   }
 
   get peerId(): string {
@@ -239,10 +260,25 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   #link(peerId: string): PeerLink {
     let link = this.#links.get(peerId);
     if (link === undefined) {
+      if (this.#links.size >= this.#maxIdleLinks) this.#forgetIdleUnreachable();
       link = new PeerLink(this, peerId);
       this.#links.set(peerId, link);
     }
     return link;
+  }
+
+  /**
+   * Refs can name any PeerId, so links to peers that never answered could pile up. An unreachable
+   * link with nothing queued, watched or hosted only remembers that the peer is unreachable (so
+   * messages to it fail at once); past `maxIdleLinks` links, those are forgotten.
+   */
+  #forgetIdleUnreachable(): void {
+    for (const [peerId, link] of this.#links) {
+      if (!link.unreachable || link.queued > 0 || link.hosted.size > 0 || link.watches.active) continue;
+      this.#links.delete(peerId);
+      this.#proxies.delete(link);
+      void link.close();
+    }
   }
 
   // ---------------------------------------------------------------- Router
