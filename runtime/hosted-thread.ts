@@ -8,13 +8,13 @@ import type { DeathWatcher } from './actor-cell.ts';
 import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import type { ActorSystem } from './actor-system.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
+import type { ControlMessage } from './host-protocol.ts';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { hostPlacedActor } from './placement.ts';
+import { RemoteWatches } from './remote-watches.ts';
 import type { Router } from './router.ts';
 import { ThreadChannel } from './thread-channel.ts';
-import type { ControlMessage } from './thread-protocol.ts';
-import { ThreadWatches } from './thread-watches.ts';
 
 export class HostedThread implements Router {
   readonly #system: ActorSystem;
@@ -22,7 +22,7 @@ export class HostedThread implements Router {
   readonly #registry: BehaviorRegistry;
   readonly #codec: MessageCodec;
   readonly #channel: ThreadChannel;
-  readonly #watches: ThreadWatches;
+  readonly #watches: RemoteWatches;
   /** Set by the worker entry: what to do when the main thread asks this host to shut down. */
   onShutdownRequested: () => void = () => {};
 
@@ -40,7 +40,7 @@ export class HostedThread implements Router {
     this.#channel = new ThreadChannel(init.port, init.codec, (path, message) =>
       init.kernel.deadLetter(path, message, 'mailbox-full'),
     );
-    this.#watches = new ThreadWatches(init.kernel, (message) => this.#channel.control(message));
+    this.#watches = new RemoteWatches(init.kernel, (message) => this.#channel.control(message));
   }
 
   // Router: everything that is not here goes to the main thread.

@@ -10,10 +10,10 @@
  */
 import type { ActorCell } from './actor-cell.ts';
 import { type Behavior, Behaviors } from './behavior.ts';
+import type { SpawnMailbox, StrategyData } from './host-protocol.ts';
 import { LocalActorRef } from './local-actor-ref.ts';
 import type { ActorHost } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
-import type { SpawnMailbox, StrategyData } from './thread-protocol.ts';
 
 export class PlacedActorRef<TMsg> extends LocalActorRef<TMsg> {
   /** Set while the proxy's mailbox is empty and the hosted actor is up: tells bypass the proxy. */

@@ -13,6 +13,8 @@ import type { ActorSystem } from './actor-system.ts';
 import { type Behavior, BehaviorTag, SuperviseBehavior } from './behavior.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import { InvalidRequestError, toError } from './errors.ts';
+import type { ControlMessage, SpawnMailbox, StrategyData } from './host-protocol.ts';
+import { toWireError } from './host-protocol.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
@@ -24,8 +26,6 @@ import {
   type SupervisorStrategy as Strategy,
   SupervisorStrategy,
 } from './supervisor-strategy.ts';
-import type { ControlMessage, SpawnMailbox, StrategyData } from './thread-protocol.ts';
-import { toWireError } from './thread-protocol.ts';
 
 /** Where a placed actor lives, as its proxy sees it. */
 export interface ActorHost {

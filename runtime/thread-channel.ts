@@ -8,8 +8,9 @@
  * instead of piling up in the port's queue. Control messages (spawn, stop, watch) flush the
  * pending batch first so they never overtake envelopes sent before them.
  */
+
+import type { ControlMessage } from './host-protocol.ts';
 import type { MessageCodec } from './message-codec.ts';
-import type { ControlMessage } from './thread-protocol.ts';
 
 export interface PostTarget {
   postMessage(value: unknown): void;

@@ -6,8 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ActorSystem } from './actor-system.ts';
 import { BehaviorRegistry } from './behavior-registry.ts';
+import type { ControlMessage } from './host-protocol.ts';
 import type { LogLevel } from './logging.ts';
-import type { ControlMessage } from './thread-protocol.ts';
 
 interface HostData {
   nodeId: string;

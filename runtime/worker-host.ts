@@ -6,12 +6,12 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { ControlMessage, WireError } from './host-protocol.ts';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { RemotePlacements } from './placement.ts';
+import { RemoteWatches } from './remote-watches.ts';
 import { ThreadChannel } from './thread-channel.ts';
-import type { ControlMessage, WireError } from './thread-protocol.ts';
-import { ThreadWatches } from './thread-watches.ts';
 
 /** The host entry next to this file: `.ts` when run from source, `.js` from the built package. */
 const hostEntry = new URL(
@@ -41,7 +41,7 @@ export class WorkerHost {
   readonly slot: number;
   readonly worker: Worker;
   readonly channel: ThreadChannel;
-  readonly watches: ThreadWatches;
+  readonly watches: RemoteWatches;
   readonly ready: Promise<void>;
   /**
    * Actors spawned here and not yet reported terminated: path → incarnation id. A path can be
@@ -77,7 +77,7 @@ export class WorkerHost {
     this.channel = new ThreadChannel(this.worker, init.codec, (path, message) =>
       kernel.deadLetter(path, message, 'mailbox-full'),
     );
-    this.watches = new ThreadWatches(kernel, (message) => this.channel.control(message));
+    this.watches = new RemoteWatches(kernel, (message) => this.channel.control(message));
     this.placements = new RemotePlacements((message) => this.channel.control(message), init.codec);
     let markReady!: () => void;
     let failReady!: (error: Error) => void;

@@ -11,6 +11,7 @@ import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import type { Behavior } from './behavior.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedError } from './errors.ts';
+import type { SpawnMailbox, StrategyData, WireError } from './host-protocol.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
@@ -18,7 +19,6 @@ import { PlacedActorRef, type ProxyHost } from './placed-actor-proxy.ts';
 import { type ActorHost, type makePlacedRef, placeBehavior } from './placement.ts';
 import type { RegisteredBehavior } from './registered-behavior.ts';
 import type { Router } from './router.ts';
-import type { SpawnMailbox, StrategyData, WireError } from './thread-protocol.ts';
 import { WorkerHost } from './worker-host.ts';
 
 export interface DispatcherConfig {

@@ -12,11 +12,11 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { UnavailableError } from '../runtime/errors.ts';
+import type { ControlMessage } from '../runtime/host-protocol.ts';
 import type { Kernel } from '../runtime/kernel.ts';
 import type { MessageCodec } from '../runtime/message-codec.ts';
 import { RemotePlacements } from '../runtime/placement.ts';
-import type { ControlMessage } from '../runtime/thread-protocol.ts';
-import { ThreadWatches } from '../runtime/thread-watches.ts';
+import { RemoteWatches } from '../runtime/remote-watches.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
 
@@ -50,7 +50,7 @@ export interface PeerLinkOwner {
 
 export class PeerLink {
   readonly peerId: string;
-  readonly watches: ThreadWatches;
+  readonly watches: RemoteWatches;
   /** Actors we placed on this peer (`spawn(…, { node })`). */
   readonly placements: RemotePlacements;
   /** Paths of actors this peer placed here (only those it may stop). */
@@ -78,7 +78,7 @@ export class PeerLink {
   constructor(owner: PeerLinkOwner, peerId: string) {
     this.#owner = owner;
     this.peerId = peerId;
-    this.watches = new ThreadWatches(owner.kernel, (message) => this.control(message));
+    this.watches = new RemoteWatches(owner.kernel, (message) => this.control(message));
     this.placements = new RemotePlacements((message) => this.control(message), owner.codec);
     this.hostedPrefix = `/host/${peerId}`;
     this.#remotePrefix = `/host/${owner.kernel.nodeId}`;

@@ -1,14 +1,14 @@
 /**
- * Death watch across a thread boundary, one instance per side of a channel. The side whose actor
- * watches sends `watch` with a fresh id; the other side watches the target locally with a relay
- * that answers `death` with that id. When the other thread dies, every watch through it ends:
- * watchers hear a death notice carrying the reason.
+ * Death watch across a thread or node boundary, one instance per side of a channel (a worker host
+ * or a mesh peer link). The side whose actor watches sends `watch` with a fresh id; the other side
+ * watches the target locally with a relay that answers `death` with that id. When the other side
+ * is lost, every watch through it ends: watchers hear a death notice carrying the reason.
  */
 import type { DeathWatcher } from './actor-cell.ts';
 import type { ActorRef } from './actor-ref.ts';
 import { errorFromWire } from './errors.ts';
+import { type ControlMessage, toWireError, type WireError } from './host-protocol.ts';
 import type { Kernel } from './kernel.ts';
-import { type ControlMessage, toWireError, type WireError } from './thread-protocol.ts';
 
 /**
  * One watch across the thread: a watcher and a target path. Refs to an actor that is not on this
@@ -25,7 +25,7 @@ interface Served {
   readonly relay: DeathWatcher;
 }
 
-export class ThreadWatches {
+export class RemoteWatches {
   readonly #kernel: Kernel;
   readonly #send: (message: ControlMessage) => void;
   #nextId = 1;

@@ -1,7 +1,8 @@
 /**
- * What the main thread and a worker-thread host say to each other. Envelopes travel in encoded
- * `batch` messages (see thread-channel.ts); everything else is a small structured-cloned control
- * message.
+ * The control messages between a placing side and a host: the main thread and a worker-thread
+ * host (envelopes travel in encoded `batch` messages, see thread-channel.ts; control messages are
+ * structured-cloned), and two nodes over the mesh (control frames of the actor protocol, see
+ * transport/peer-link.ts).
  */
 
 /** An error as it crosses a thread: rebuilt with `errorFromWire`. */
