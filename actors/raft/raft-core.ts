@@ -1,20 +1,32 @@
 import { mulberry32 } from './mulberry32.ts';
 import { RaftInvariantError } from './raft-errors.ts';
 import {
+  allEntries,
+  appendEntries,
+  compactLog,
   entriesBetween,
+  entryAt,
   firstIndexOfTermAt,
+  isCompacted,
   lastIndex,
   lastIndexOfTerm,
   lastTerm,
+  logOf,
+  restoreLog,
   termAt,
 } from './raft-log.ts';
 import { assertRoleTransition } from './raft-roles.ts';
 import type {
   AppendEntries,
   AppendEntriesResponse,
+  ConfigEntryData,
   HardState,
+  InstallSnapshot,
   LogEntry,
+  Membership,
+  MembershipChange,
   NodeId,
+  PendingRead,
   Progress,
   ProposeResult,
   RaftConfig,
@@ -23,6 +35,7 @@ import type {
   RaftResult,
   RaftRole,
   RaftState,
+  SnapshotMeta,
 } from './raft-types.ts';
 
 /**
@@ -32,9 +45,11 @@ import type {
  */
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Draft = Omit<Mutable<RaftState>, 'progress' | 'votes'> & {
+type Draft = Omit<Mutable<RaftState>, 'progress' | 'votes' | 'readAcks' | 'pendingReads'> & {
   progress: Record<NodeId, Mutable<Progress>>;
   votes: Record<NodeId, boolean>;
+  readAcks: Record<NodeId, number>;
+  pendingReads: PendingRead[];
 };
 
 interface Pending {
@@ -42,6 +57,8 @@ interface Pending {
   readonly notices: RaftEffect[];
   /** Lowest log index written in this step, or Infinity. */
   dirtyFrom: number;
+  /** A snapshot installed in this step: persisted first, restored before any apply. */
+  installed: { readonly meta: SnapshotMeta; readonly data: Uint8Array } | undefined;
 }
 
 function transition(d: Draft, to: RaftRole): void {
@@ -50,7 +67,7 @@ function transition(d: Draft, to: RaftRole): void {
 }
 
 function validateConfig(config: RaftConfig): void {
-  if (!config.members.includes(config.id)) {
+  if (config.members.length > 0 && !config.members.includes(config.id)) {
     throw new RaftInvariantError(`member ${config.id} is not in its own member list [${config.members}]`);
   }
   if (config.heartbeatTicks < 1 || config.electionTicks <= config.heartbeatTicks) {
@@ -63,26 +80,51 @@ function validateConfig(config: RaftConfig): void {
   }
 }
 
+function initialMembership(config: RaftConfig): Membership {
+  const addresses: Record<NodeId, readonly string[]> = {};
+  for (const id of config.members) addresses[id] = config.addresses?.[id] ?? [];
+  return { voters: [...config.members], learners: [], addresses };
+}
+
+/** The membership the log ends with: its last config entry, else the snapshot's, else the config's. */
+function membershipOf(
+  config: RaftConfig,
+  log: RaftState['log'],
+  snapshotMembership: Membership | undefined,
+): { membership: Membership; index: number } {
+  for (let i = lastIndex(log); i > log.snapshotIndex; i--) {
+    const entry = entryAt(log, i) as LogEntry;
+    if (entry.type === 'config') return { membership: (entry.data as ConfigEntryData).membership, index: i };
+  }
+  if (snapshotMembership !== undefined) return { membership: snapshotMembership, index: log.snapshotIndex };
+  return { membership: initialMembership(config), index: 0 };
+}
+
 /**
- * A member starting from what it persisted (nothing, for a brand-new member): the hard state and
- * the log. Volatile state (role, leader, progress, applied index) starts empty; committed entries
- * are applied again from index 1, since the state machine is rebuilt from the log.
+ * A member starting from what it persisted (nothing, for a brand-new member): the hard state,
+ * the snapshot it was compacted to (whose state the shell restores itself) and the log after it.
+ * Volatile state (role, leader, progress) starts empty; committed entries after the snapshot are
+ * applied again, since the state machine is rebuilt from the snapshot and the log.
  */
 export function restartRaft(
   config: RaftConfig,
-  persisted: { readonly hardState?: HardState; readonly entries?: readonly LogEntry[] } = {},
+  persisted: {
+    readonly hardState?: HardState;
+    readonly snapshot?: SnapshotMeta;
+    readonly entries?: readonly LogEntry[];
+  } = {},
 ): RaftState {
   validateConfig(config);
-  const log = [...(persisted.entries ?? [])];
-  log.forEach((entry, i) => {
-    if (entry.index !== i + 1) {
-      throw new RaftInvariantError(`persisted log has index ${entry.index} at position ${i + 1}`);
-    }
-  });
+  const snapshot = persisted.snapshot;
+  const log = logOf(persisted.entries ?? [], snapshot?.index ?? 0, snapshot?.term ?? 0);
   const hard = persisted.hardState ?? { term: 0, votedFor: undefined, commit: 0 };
-  if (hard.commit > log.length) {
-    throw new RaftInvariantError(`persisted commit ${hard.commit} is past the persisted log (${log.length})`);
+  if (hard.commit > lastIndex(log)) {
+    throw new RaftInvariantError(
+      `persisted commit ${hard.commit} is past the persisted log (${lastIndex(log)})`,
+    );
   }
+  const { membership, index } = membershipOf(config, log, snapshot?.membership);
+  const commit = Math.max(hard.commit, log.snapshotIndex);
   const d: Draft = {
     config,
     role: 'follower',
@@ -90,14 +132,22 @@ export function restartRaft(
     votedFor: hard.votedFor,
     leaderId: undefined,
     log,
-    commitIndex: hard.commit,
-    appliedIndex: 0,
+    membership,
+    membershipIndex: index,
+    snapshotMembership: snapshot?.membership,
+    commitIndex: commit,
+    appliedIndex: log.snapshotIndex,
     electionElapsed: 0,
     heartbeatElapsed: 0,
     randomizedElectionTimeout: config.electionTicks,
     rng: config.seed | 0,
     votes: {},
     progress: {},
+    readSeq: 0,
+    readAcks: {},
+    pendingReads: [],
+    transferee: undefined,
+    transferElapsed: 0,
   };
   resetElectionTimer(d);
   return d;
@@ -114,12 +164,27 @@ export function hardStateOf(state: RaftState): HardState {
 function draftOf(state: RaftState): Draft {
   const progress: Draft['progress'] = {};
   for (const [id, pr] of Object.entries(state.progress)) progress[id] = { ...pr };
-  return { ...state, votes: { ...state.votes }, progress };
+  return {
+    ...state,
+    votes: { ...state.votes },
+    progress,
+    readAcks: { ...state.readAcks },
+    pendingReads: [...state.pendingReads],
+  };
+}
+
+/** What a leader-only call gives: the new state and effects, or why it was not done. */
+export type CoreOutcome =
+  | ({ readonly type: 'accepted' } & RaftResult)
+  | Exclude<ProposeResult, { type: 'accepted' }>;
+
+function accepted(state: RaftState, body: (d: Draft, p: Pending) => void): CoreOutcome {
+  return { type: 'accepted', ...run(state, body) };
 }
 
 function run(state: RaftState, body: (d: Draft, p: Pending) => void): RaftResult {
   const d = draftOf(state);
-  const p: Pending = { sends: [], notices: [], dirtyFrom: Number.POSITIVE_INFINITY };
+  const p: Pending = { sends: [], notices: [], dirtyFrom: Number.POSITIVE_INFINITY, installed: undefined };
   body(d, p);
   return finish(state, d, p);
 }
@@ -129,14 +194,16 @@ function finish(before: RaftState, d: Draft, p: Pending): RaftResult {
   const hardChanged =
     before.term !== d.term || before.votedFor !== d.votedFor || before.commitIndex !== d.commitIndex;
   const entries = Number.isFinite(p.dirtyFrom) ? entriesBetween(d.log, p.dirtyFrom, lastIndex(d.log)) : [];
-  if (hardChanged || entries.length > 0) {
+  if (hardChanged || entries.length > 0 || p.installed !== undefined) {
     effects.push({
       type: 'persist',
+      ...(p.installed !== undefined ? { snapshot: p.installed } : {}),
       ...(hardChanged ? { hardState: hardStateOf(d) } : {}),
       ...(entries.length > 0 ? { entries } : {}),
     });
   }
   effects.push(...p.sends);
+  if (p.installed !== undefined) effects.push({ type: 'restore', snapshot: p.installed });
   if (d.commitIndex > d.appliedIndex) {
     effects.push({ type: 'apply', entries: entriesBetween(d.log, d.appliedIndex + 1, d.commitIndex) });
     d.appliedIndex = d.commitIndex;
@@ -145,8 +212,12 @@ function finish(before: RaftState, d: Draft, p: Pending): RaftResult {
   return { state: d, effects };
 }
 
-const quorum = (d: Draft): number => Math.floor(d.config.members.length / 2) + 1;
-const peersOf = (d: Draft): NodeId[] => d.config.members.filter((m) => m !== d.config.id);
+const isVoter = (d: RaftState, id: NodeId): boolean => d.membership.voters.includes(id);
+const quorum = (d: RaftState): number => Math.floor(d.membership.voters.length / 2) + 1;
+/** Every other member the leader replicates to: voters and learners. */
+const peersOf = (d: RaftState): NodeId[] =>
+  [...d.membership.voters, ...d.membership.learners].filter((m) => m !== d.config.id);
+const votersBesidesSelf = (d: RaftState): NodeId[] => d.membership.voters.filter((m) => m !== d.config.id);
 
 function send(p: Pending, message: RaftMessage): void {
   p.sends.push({ type: 'send', to: message.to, message });
@@ -163,6 +234,14 @@ function notifyRole(d: Draft, p: Pending): void {
   p.notices.push({ type: 'role-change', role: d.role, term: d.term, leaderId: d.leaderId });
 }
 
+function clearLeaderState(d: Draft): void {
+  d.progress = {};
+  d.readAcks = {};
+  d.pendingReads = [];
+  d.transferee = undefined;
+  d.transferElapsed = 0;
+}
+
 function becomeFollower(d: Draft, p: Pending, term: number, leaderId: NodeId | undefined): void {
   const changed = d.role !== 'follower' || d.leaderId !== leaderId || d.term !== term;
   transition(d, 'follower');
@@ -172,7 +251,7 @@ function becomeFollower(d: Draft, p: Pending, term: number, leaderId: NodeId | u
   }
   d.leaderId = leaderId;
   d.votes = {};
-  d.progress = {};
+  clearLeaderState(d);
   resetElectionTimer(d);
   if (changed) notifyRole(d, p);
 }
@@ -180,6 +259,19 @@ function becomeFollower(d: Draft, p: Pending, term: number, leaderId: NodeId | u
 function campaign(d: Draft, p: Pending): void {
   if (d.config.preVote ?? true) becomePreCandidate(d, p);
   else becomeCandidate(d, p);
+}
+
+function requestVotes(d: Draft, p: Pending, type: 'pre-vote' | 'request-vote', term: number): void {
+  for (const to of votersBesidesSelf(d)) {
+    send(p, {
+      type,
+      from: d.config.id,
+      to,
+      term,
+      lastLogIndex: lastIndex(d.log),
+      lastLogTerm: lastTerm(d.log),
+    });
+  }
 }
 
 function becomePreCandidate(d: Draft, p: Pending): void {
@@ -192,16 +284,7 @@ function becomePreCandidate(d: Draft, p: Pending): void {
     becomeCandidate(d, p);
     return;
   }
-  for (const to of peersOf(d)) {
-    send(p, {
-      type: 'pre-vote',
-      from: d.config.id,
-      to,
-      term: d.term + 1,
-      lastLogIndex: lastIndex(d.log),
-      lastLogTerm: lastTerm(d.log),
-    });
-  }
+  requestVotes(d, p, 'pre-vote', d.term + 1);
 }
 
 function becomeCandidate(d: Draft, p: Pending): void {
@@ -216,16 +299,20 @@ function becomeCandidate(d: Draft, p: Pending): void {
     becomeLeader(d, p);
     return;
   }
-  for (const to of peersOf(d)) {
-    send(p, {
-      type: 'request-vote',
-      from: d.config.id,
-      to,
-      term: d.term,
-      lastLogIndex: lastIndex(d.log),
-      lastLogTerm: lastTerm(d.log),
-    });
-  }
+  requestVotes(d, p, 'request-vote', d.term);
+}
+
+function newProgress(next: number): Mutable<Progress> {
+  return {
+    match: 0,
+    next,
+    mode: 'probe',
+    paused: false,
+    inflight: [],
+    recentActive: false,
+    stalls: 0,
+    matchAtLastHeartbeat: 0,
+  };
 }
 
 function becomeLeader(d: Draft, p: Pending): void {
@@ -234,25 +321,48 @@ function becomeLeader(d: Draft, p: Pending): void {
   d.votes = {};
   d.heartbeatElapsed = 0;
   d.electionElapsed = 0;
+  clearLeaderState(d);
   const next = lastIndex(d.log) + 1;
-  d.progress = {};
-  for (const id of peersOf(d)) {
-    d.progress[id] = {
-      match: 0,
-      next,
-      mode: 'probe',
-      paused: false,
-      inflight: [],
-      recentActive: false,
-      stalls: 0,
-      matchAtLastHeartbeat: 0,
-    };
-  }
+  for (const id of peersOf(d)) d.progress[id] = newProgress(next);
   notifyRole(d, p);
-  // A no-op of the new term lets the leader commit entries of earlier terms (Raft §5.4.2).
-  appendToLog(d, p, [{ type: 'noop', term: d.term, index: next }]);
-  maybeCommit(d);
+  // A no-op of the new term lets the leader commit entries of earlier terms (Raft §5.4.2). The
+  // first leader of a new group writes its membership instead, so that it becomes durable.
+  const entry: LogEntry =
+    d.membershipIndex === 0
+      ? {
+          type: 'config',
+          term: d.term,
+          index: next,
+          data: { change: { type: 'bootstrap' }, membership: d.membership } satisfies ConfigEntryData,
+        }
+      : { type: 'noop', term: d.term, index: next };
+  appendToLog(d, p, [entry]);
+  maybeCommit(d, p);
   for (const id of peersOf(d)) sendAppend(d, p, id, true);
+}
+
+/** Recomputes the membership after the log changed from `from` on (§4.1: it applies once in the log). */
+function refreshMembership(d: Draft, from: number): void {
+  const wasLeader = d.role === 'leader';
+  if (from > d.membershipIndex && !appendsConfig(d, from)) return;
+  const { membership, index } = membershipOf(d.config, d.log, d.snapshotMembership);
+  d.membership = membership;
+  d.membershipIndex = index;
+  if (!wasLeader) return;
+  const next = lastIndex(d.log) + 1;
+  const peers = peersOf(d);
+  for (const id of peers) d.progress[id] ??= newProgress(next);
+  for (const id of Object.keys(d.progress)) {
+    if (!peers.includes(id)) {
+      delete d.progress[id];
+      delete d.readAcks[id];
+    }
+  }
+}
+
+function appendsConfig(d: Draft, from: number): boolean {
+  for (let i = from; i <= lastIndex(d.log); i++) if (entryAt(d.log, i)?.type === 'config') return true;
+  return false;
 }
 
 function appendToLog(d: Draft, p: Pending, entries: readonly LogEntry[]): void {
@@ -263,17 +373,40 @@ function appendToLog(d: Draft, p: Pending, entries: readonly LogEntry[]): void {
       `member ${d.config.id} would overwrite committed index ${first.index} (commit ${d.commitIndex})`,
     );
   }
-  d.log = [...d.log.slice(0, first.index - 1), ...entries];
+  d.log = appendEntries(d.log, entries);
   p.dirtyFrom = Math.min(p.dirtyFrom, first.index);
+  refreshMembership(d, first.index);
 }
 
-/** Sends the next AppendEntries to `to` if its progress allows; `allowEmpty` sends even with nothing new. */
+/** Sends the next AppendEntries (or the snapshot) to `to` if its progress allows; `allowEmpty` sends even with nothing new. */
 function sendAppend(d: Draft, p: Pending, to: NodeId, allowEmpty: boolean): void {
   const pr = d.progress[to];
   if (pr === undefined) return;
+  if (pr.mode === 'snapshot') return;
   if (pr.mode === 'probe' && pr.paused) return;
   if (pr.mode === 'replicate' && pr.inflight.length >= d.config.maxInflight) return;
   const prev = pr.next - 1;
+  if (isCompacted(d.log, prev)) {
+    // The entries this follower needs are gone: send the snapshot they were compacted into.
+    send(p, {
+      type: 'install-snapshot',
+      from: d.config.id,
+      to,
+      term: d.term,
+      snapshot: {
+        index: d.log.snapshotIndex,
+        term: d.log.snapshotTerm,
+        membership: d.snapshotMembership ?? initialMembership(d.config),
+      },
+      readSeq: d.readSeq,
+    });
+    pr.mode = 'snapshot';
+    pr.paused = true;
+    pr.inflight = [];
+    pr.stalls = 0;
+    pr.next = d.log.snapshotIndex + 1;
+    return;
+  }
   const entries = entriesBetween(d.log, prev + 1, prev + d.config.maxEntriesPerMessage);
   if (entries.length === 0 && !allowEmpty) return;
   send(p, {
@@ -285,6 +418,7 @@ function sendAppend(d: Draft, p: Pending, to: NodeId, allowEmpty: boolean): void
     prevLogTerm: termAt(d.log, prev),
     entries,
     leaderCommit: d.commitIndex,
+    readSeq: d.readSeq,
   });
   const last = entries[entries.length - 1];
   if (pr.mode === 'probe') pr.paused = true;
@@ -298,6 +432,13 @@ function sendAppend(d: Draft, p: Pending, to: NodeId, allowEmpty: boolean): void
 function sendHeartbeat(d: Draft, p: Pending, to: NodeId): void {
   const pr = d.progress[to];
   if (pr === undefined) return;
+  if (isCompacted(d.log, pr.match)) {
+    pr.mode = 'probe';
+    pr.paused = false;
+    pr.next = pr.match + 1;
+    sendAppend(d, p, to, true);
+    return;
+  }
   send(p, {
     type: 'append-entries',
     from: d.config.id,
@@ -307,6 +448,7 @@ function sendHeartbeat(d: Draft, p: Pending, to: NodeId): void {
     prevLogTerm: termAt(d.log, pr.match),
     entries: [],
     leaderCommit: Math.min(d.commitIndex, pr.match),
+    readSeq: d.readSeq,
   });
 }
 
@@ -314,6 +456,18 @@ function broadcastHeartbeat(d: Draft, p: Pending): void {
   for (const id of peersOf(d)) {
     const pr = d.progress[id];
     if (pr === undefined) continue;
+    if (pr.mode === 'snapshot') {
+      // An unanswered snapshot is sent again after about an election timeout.
+      pr.stalls += 1;
+      if (pr.stalls * d.config.heartbeatTicks >= d.config.electionTicks) {
+        pr.mode = 'probe';
+        pr.paused = false;
+        pr.stalls = 0;
+        pr.next = pr.match + 1;
+        sendAppend(d, p, id, true);
+      } else sendHeartbeat(d, p, id);
+      continue;
+    }
     if (pr.mode === 'replicate') {
       pr.stalls = pr.inflight.length > 0 && pr.match === pr.matchAtLastHeartbeat ? pr.stalls + 1 : 0;
       pr.matchAtLastHeartbeat = pr.match;
@@ -336,17 +490,29 @@ function broadcastHeartbeat(d: Draft, p: Pending): void {
   }
 }
 
-/** Commits the highest index stored on a quorum, but only if it is of the current term (Figure 8). */
-function maybeCommit(d: Draft): boolean {
-  const matches = [lastIndex(d.log), ...peersOf(d).map((id) => d.progress[id]?.match ?? 0)].sort(
-    (a, b) => b - a,
-  );
+/**
+ * Commits the highest index stored on a quorum of voters, but only if it is of the current term
+ * (Figure 8). A leader that is not a voter (it is removing itself) does not count its own log.
+ */
+function maybeCommit(d: Draft, p: Pending): boolean {
+  const matches = votersBesidesSelf(d).map((id) => d.progress[id]?.match ?? 0);
+  if (isVoter(d, d.config.id)) matches.push(lastIndex(d.log));
+  matches.sort((a, b) => b - a);
   const candidate = matches[quorum(d) - 1] ?? 0;
   if (candidate > d.commitIndex && termAt(d.log, candidate) === d.term) {
     d.commitIndex = candidate;
+    onCommitAdvanced(d, p);
     return true;
   }
   return false;
+}
+
+function onCommitAdvanced(d: Draft, p: Pending): void {
+  settleReads(d, p);
+  // A leader removed from the voters hands over once its removal is committed (§4.2.2).
+  if (d.role === 'leader' && !isVoter(d, d.config.id) && d.commitIndex >= d.membershipIndex) {
+    becomeFollower(d, p, d.term, undefined);
+  }
 }
 
 function isUpToDate(d: Draft, lastLogIndex: number, lastLogTerm: number): boolean {
@@ -354,58 +520,122 @@ function isUpToDate(d: Draft, lastLogIndex: number, lastLogTerm: number): boolea
   return lastLogTerm > myTerm || (lastLogTerm === myTerm && lastLogIndex >= lastIndex(d.log));
 }
 
-function handleAppendEntries(d: Draft, p: Pending, m: AppendEntries): void {
+type ResponseFields = Omit<AppendEntriesResponse, 'type' | 'from' | 'to' | 'term' | 'readSeq'>;
+
+function replyAppend(d: Draft, p: Pending, m: AppendEntries | InstallSnapshot, fields: ResponseFields): void {
+  send(p, {
+    type: 'append-entries-response',
+    from: d.config.id,
+    to: m.from,
+    term: d.term,
+    readSeq: m.readSeq,
+    ...fields,
+  });
+}
+
+function followLeaderOf(d: Draft, p: Pending, m: AppendEntries | InstallSnapshot): void {
   if (d.role !== 'follower' || d.leaderId !== m.from) becomeFollower(d, p, m.term, m.from);
   d.electionElapsed = 0;
-  const reply = (fields: Omit<AppendEntriesResponse, 'type' | 'from' | 'to' | 'term'>): void =>
-    send(p, { type: 'append-entries-response', from: d.config.id, to: m.from, term: d.term, ...fields });
+}
+
+function handleAppendEntries(d: Draft, p: Pending, m: AppendEntries): void {
+  followLeaderOf(d, p, m);
+  const success = (matchIndex: number): void =>
+    replyAppend(d, p, m, { success: true, matchIndex, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0 });
+  let entries = m.entries;
+  let prevIndex = m.prevLogIndex;
+  let prevTerm = m.prevLogTerm;
+  if (prevIndex < d.log.snapshotIndex) {
+    // What precedes our snapshot is committed here, and so matches the leader: skip it.
+    const skip = d.log.snapshotIndex - prevIndex;
+    if (skip >= entries.length) {
+      success(m.prevLogIndex + m.entries.length);
+      return;
+    }
+    entries = entries.slice(skip);
+    prevIndex = d.log.snapshotIndex;
+    prevTerm = d.log.snapshotTerm;
+  }
   const last = lastIndex(d.log);
-  if (m.prevLogIndex > last || termAt(d.log, m.prevLogIndex) !== m.prevLogTerm) {
-    const shorter = m.prevLogIndex > last;
-    reply({
+  if (prevIndex > last || termAt(d.log, prevIndex) !== prevTerm) {
+    const shorter = prevIndex > last;
+    replyAppend(d, p, m, {
       success: false,
       matchIndex: 0,
-      rejectedIndex: m.prevLogIndex,
-      conflictTerm: shorter ? 0 : termAt(d.log, m.prevLogIndex),
-      conflictIndex: shorter ? last + 1 : firstIndexOfTermAt(d.log, m.prevLogIndex),
+      rejectedIndex: prevIndex,
+      conflictTerm: shorter ? 0 : termAt(d.log, prevIndex),
+      conflictIndex: shorter ? last + 1 : firstIndexOfTermAt(d.log, prevIndex),
     });
     return;
   }
-  let firstNew = m.entries.length;
-  for (let i = 0; i < m.entries.length; i++) {
-    const e = m.entries[i] as LogEntry;
+  let firstNew = entries.length;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as LogEntry;
     if (e.index > lastIndex(d.log) || termAt(d.log, e.index) !== e.term) {
       firstNew = i;
       break;
     }
   }
-  appendToLog(d, p, m.entries.slice(firstNew));
-  const lastNew = m.prevLogIndex + m.entries.length;
+  appendToLog(d, p, entries.slice(firstNew));
+  const lastNew = prevIndex + entries.length;
   const commit = Math.min(m.leaderCommit, lastNew);
   if (commit > d.commitIndex) d.commitIndex = commit;
-  reply({ success: true, matchIndex: lastNew, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0 });
+  success(lastNew);
+}
+
+function handleInstallSnapshot(d: Draft, p: Pending, m: InstallSnapshot): void {
+  followLeaderOf(d, p, m);
+  const meta = m.snapshot;
+  const reply = (matchIndex: number): void =>
+    replyAppend(d, p, m, { success: true, matchIndex, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0 });
+  if (meta.index <= d.commitIndex) {
+    // Already have everything it covers (committed entries match the leader's).
+    reply(d.commitIndex);
+    return;
+  }
+  if (m.data === undefined) {
+    throw new RaftInvariantError(`install-snapshot from ${m.from} at index ${meta.index} carries no data`);
+  }
+  d.log = restoreLog(d.log, meta.index, meta.term);
+  d.snapshotMembership = meta.membership;
+  d.commitIndex = meta.index;
+  d.appliedIndex = meta.index;
+  const { membership, index } = membershipOf(d.config, d.log, meta.membership);
+  d.membership = membership;
+  d.membershipIndex = index;
+  p.installed = { meta, data: m.data };
+  reply(meta.index);
 }
 
 function handleAppendResponse(d: Draft, p: Pending, m: AppendEntriesResponse): void {
   const pr = d.progress[m.from];
   if (d.role !== 'leader' || pr === undefined) return;
   pr.recentActive = true;
+  if (m.readSeq > (d.readAcks[m.from] ?? 0)) {
+    d.readAcks[m.from] = m.readSeq;
+    settleReads(d, p);
+    if (d.role !== 'leader') return;
+  }
   if (m.success) {
     if (m.matchIndex > pr.match) {
       pr.match = m.matchIndex;
       pr.stalls = 0;
     }
     pr.inflight = pr.inflight.filter((i) => i > pr.match);
-    if (pr.mode === 'probe') {
+    if (pr.mode !== 'replicate') {
       pr.mode = 'replicate';
       pr.paused = false;
       pr.inflight = [];
+      pr.stalls = 0;
       pr.next = pr.match + 1;
     } else if (pr.next <= pr.match) pr.next = pr.match + 1;
-    maybeCommit(d);
+    maybeCommit(d, p);
+    if (d.role !== 'leader') return;
+    if (d.transferee === m.from && pr.match === lastIndex(d.log)) sendTimeoutNow(d, p, m.from);
     sendAppend(d, p, m.from, false);
     return;
   }
+  if (pr.mode === 'snapshot') return;
   // A rejection is stale if it answers a message sent before the current probe or below the match.
   if (pr.mode === 'probe' && m.rejectedIndex !== pr.next - 1) return;
   if (pr.mode === 'replicate' && m.rejectedIndex <= pr.match) return;
@@ -452,7 +682,8 @@ function handleVoteRequest(
 function tally(d: Draft): { granted: number; rejected: number } {
   let granted = 0;
   let rejected = 0;
-  for (const v of Object.values(d.votes)) {
+  for (const [id, v] of Object.entries(d.votes)) {
+    if (!isVoter(d, id)) continue;
     if (v) granted++;
     else rejected++;
   }
@@ -479,39 +710,70 @@ function handleVoteResponse(
   }
 }
 
+function sendTimeoutNow(d: Draft, p: Pending, to: NodeId): void {
+  send(p, { type: 'timeout-now', from: d.config.id, to, term: d.term });
+}
+
+/** Answers a message of an older term so that a stale leader or candidate steps down. */
+function rejectStale(d: Draft, p: Pending, m: RaftMessage): void {
+  if (m.type === 'append-entries' || m.type === 'install-snapshot') {
+    send(p, {
+      type: 'append-entries-response',
+      from: d.config.id,
+      to: m.from,
+      term: d.term,
+      success: false,
+      matchIndex: 0,
+      rejectedIndex: m.type === 'append-entries' ? m.prevLogIndex : m.snapshot.index,
+      conflictTerm: 0,
+      conflictIndex: 0,
+      readSeq: 0,
+    });
+  } else if (m.type === 'pre-vote' || m.type === 'request-vote') {
+    const type = m.type === 'pre-vote' ? 'pre-vote-response' : 'request-vote-response';
+    send(p, { type, from: d.config.id, to: m.from, term: d.term, granted: false });
+  }
+}
+
+/**
+ * Whether to listen to `m` at all. Leaders' messages are taken from anyone, since a member being
+ * added learns the membership only from them; elections are among known voters only, so a
+ * removed member that still campaigns cannot disturb the group.
+ */
+function accepts(d: Draft, m: RaftMessage): boolean {
+  switch (m.type) {
+    case 'append-entries':
+    case 'install-snapshot':
+    case 'timeout-now':
+      return true;
+    case 'pre-vote':
+    case 'request-vote':
+      return isVoter(d, m.from) && isVoter(d, d.config.id);
+    default:
+      return d.membership.voters.includes(m.from) || d.membership.learners.includes(m.from);
+  }
+}
+
 /** Feeds one message from a peer to the core. */
 export function step(state: RaftState, m: RaftMessage): RaftResult {
   if (m.to !== state.config.id) {
     throw new RaftInvariantError(`message for ${m.to} was stepped into member ${state.config.id}`);
   }
   return run(state, (d, p) => {
-    if (!d.config.members.includes(m.from)) return;
+    if (!accepts(d, m)) return;
     if (m.term > d.term) {
       const keepsTerm = m.type === 'pre-vote' || (m.type === 'pre-vote-response' && m.granted);
-      if (!keepsTerm) becomeFollower(d, p, m.term, m.type === 'append-entries' ? m.from : undefined);
+      const fromLeader = m.type === 'append-entries' || m.type === 'install-snapshot';
+      if (!keepsTerm) becomeFollower(d, p, m.term, fromLeader ? m.from : undefined);
     } else if (m.term < d.term) {
-      // Tell a stale leader or candidate about the newer term so that it steps down.
-      if (m.type === 'append-entries') {
-        send(p, {
-          type: 'append-entries-response',
-          from: d.config.id,
-          to: m.from,
-          term: d.term,
-          success: false,
-          matchIndex: 0,
-          rejectedIndex: m.prevLogIndex,
-          conflictTerm: 0,
-          conflictIndex: 0,
-        });
-      } else if (m.type === 'pre-vote' || m.type === 'request-vote') {
-        const type = m.type === 'pre-vote' ? 'pre-vote-response' : 'request-vote-response';
-        send(p, { type, from: d.config.id, to: m.from, term: d.term, granted: false });
-      }
+      rejectStale(d, p, m);
       return;
     }
     switch (m.type) {
       case 'append-entries':
         return handleAppendEntries(d, p, m);
+      case 'install-snapshot':
+        return handleInstallSnapshot(d, p, m);
       case 'append-entries-response':
         return handleAppendResponse(d, p, m);
       case 'pre-vote':
@@ -520,6 +782,10 @@ export function step(state: RaftState, m: RaftMessage): RaftResult {
       case 'pre-vote-response':
       case 'request-vote-response':
         return handleVoteResponse(d, p, m);
+      case 'timeout-now':
+        // Campaign at once, skipping pre-vote: the leader has stepped aside for us (§3.10).
+        if (d.role !== 'leader' && isVoter(d, d.config.id)) becomeCandidate(d, p);
+        return;
     }
   });
 }
@@ -529,13 +795,21 @@ export function tick(state: RaftState): RaftResult {
   return run(state, (d, p) => {
     d.electionElapsed += 1;
     if (d.role !== 'leader') {
-      if (d.electionElapsed >= d.randomizedElectionTimeout) campaign(d, p);
+      if (d.electionElapsed >= d.randomizedElectionTimeout) {
+        // Learners and members not (or no longer) in the group never campaign.
+        if (isVoter(d, d.config.id)) campaign(d, p);
+        else resetElectionTimer(d);
+      }
       return;
+    }
+    if (d.transferee !== undefined && ++d.transferElapsed >= d.config.electionTicks) {
+      d.transferee = undefined;
+      d.transferElapsed = 0;
     }
     if (d.electionElapsed >= d.config.electionTicks) {
       d.electionElapsed = 0;
       if (d.config.checkQuorum ?? true) {
-        const active = peersOf(d).filter((id) => d.progress[id]?.recentActive).length + 1;
+        const active = votersBesidesSelf(d).filter((id) => d.progress[id]?.recentActive).length + 1;
         if (active < quorum(d)) return becomeFollower(d, p, d.term, undefined);
         for (const pr of Object.values(d.progress)) pr.recentActive = false;
       }
@@ -548,14 +822,161 @@ export function tick(state: RaftState): RaftResult {
   });
 }
 
-/** Appends a command on the leader and starts replicating it; elsewhere, says who the leader may be. */
-export function propose(state: RaftState, data: unknown): ProposeResult {
+function refuseProposal(state: RaftState): ProposeResult | undefined {
   if (state.role !== 'leader') return { type: 'not-leader', leaderHint: state.leaderId };
+  if (state.transferee !== undefined) {
+    return {
+      type: 'rejected',
+      reason: `leadership is being transferred to ${state.transferee}`,
+      retryable: true,
+    };
+  }
+  return undefined;
+}
+
+function proposeEntry(state: RaftState, type: LogEntry['type'], data: unknown): ProposeResult {
+  const refused = refuseProposal(state);
+  if (refused !== undefined) return refused;
   const index = lastIndex(state.log) + 1;
   const result = run(state, (d, p) => {
-    appendToLog(d, p, [{ type: 'command', term: d.term, index, data }]);
-    maybeCommit(d);
+    appendToLog(d, p, [{ type, term: d.term, index, data }]);
+    maybeCommit(d, p);
     for (const id of peersOf(d)) sendAppend(d, p, id, false);
   });
   return { type: 'accepted', state: result.state, effects: result.effects, index, term: state.term };
+}
+
+/** Appends a command on the leader and starts replicating it; elsewhere, says who the leader may be. */
+export function propose(state: RaftState, data: unknown): ProposeResult {
+  return proposeEntry(state, 'command', data);
+}
+
+function changedMembership(m: Membership, change: MembershipChange): Membership | string {
+  const known = m.voters.includes(change.id) || m.learners.includes(change.id);
+  switch (change.type) {
+    case 'add-learner':
+      if (known) return `${change.id} is already a member`;
+      return {
+        voters: m.voters,
+        learners: [...m.learners, change.id],
+        addresses: { ...m.addresses, [change.id]: [...change.addresses] },
+      };
+    case 'promote':
+      if (!m.learners.includes(change.id)) return `${change.id} is not a learner`;
+      return {
+        voters: [...m.voters, change.id],
+        learners: m.learners.filter((id) => id !== change.id),
+        addresses: m.addresses,
+      };
+    case 'remove': {
+      if (!known) return `${change.id} is not a member`;
+      if (m.voters.length === 1 && m.voters[0] === change.id) return `${change.id} is the last voter`;
+      const addresses = { ...m.addresses };
+      delete addresses[change.id];
+      return {
+        voters: m.voters.filter((id) => id !== change.id),
+        learners: m.learners.filter((id) => id !== change.id),
+        addresses,
+      };
+    }
+  }
+}
+
+/**
+ * Proposes one membership change (leader only). Only one may be in flight: until the previous
+ * config entry commits, another is refused as retryable (single-server changes, §4.1).
+ */
+export function proposeMembershipChange(state: RaftState, change: MembershipChange): ProposeResult {
+  const refused = refuseProposal(state);
+  if (refused !== undefined) return refused;
+  if (state.membershipIndex > state.commitIndex || termAt(state.log, state.commitIndex) !== state.term) {
+    return {
+      type: 'rejected',
+      reason: 'a membership change or the new leader’s first entry is not committed yet',
+      retryable: true,
+    };
+  }
+  const membership = changedMembership(state.membership, change);
+  if (typeof membership === 'string') return { type: 'rejected', reason: membership, retryable: false };
+  return proposeEntry(state, 'config', { change, membership } satisfies ConfigEntryData);
+}
+
+/** Whether the learner (or voter) `id` holds everything the leader has committed. */
+export function isCaughtUp(state: RaftState, id: NodeId): boolean {
+  const pr = state.progress[id];
+  return state.role === 'leader' && pr !== undefined && pr.match >= state.commitIndex;
+}
+
+/**
+ * ReadIndex (§6.4): records the commit index and confirms leadership with a round of heartbeats;
+ * a `read-ready` effect names the index to wait for once a quorum answered. Reads arriving
+ * together should share one call (the shell batches them under one `requestId`).
+ */
+export function readIndex(state: RaftState, requestId: string): CoreOutcome {
+  if (state.role !== 'leader') return { type: 'not-leader', leaderHint: state.leaderId };
+  return accepted(state, (d, p) => {
+    d.readSeq += 1;
+    d.pendingReads.push({ requestId, seq: d.readSeq, index: undefined });
+    settleReads(d, p);
+    if (d.pendingReads.length === 0) return;
+    for (const id of peersOf(d)) sendHeartbeat(d, p, id);
+  });
+}
+
+/** Releases the ReadIndex requests a quorum has confirmed, once this term has committed an entry. */
+function settleReads(d: Draft, p: Pending): void {
+  if (d.pendingReads.length === 0 || termAt(d.log, d.commitIndex) !== d.term) return;
+  const acked = (seq: number): boolean => {
+    let count = isVoter(d, d.config.id) ? 1 : 0;
+    for (const id of votersBesidesSelf(d)) if ((d.readAcks[id] ?? 0) >= seq) count++;
+    return count >= quorum(d);
+  };
+  while (d.pendingReads.length > 0) {
+    const read = d.pendingReads[0] as PendingRead;
+    if (!acked(read.seq)) return;
+    d.pendingReads.shift();
+    // The commit index now is at least the one when the read arrived, so it is safe to use.
+    p.notices.push({ type: 'read-ready', requestId: read.requestId, index: d.commitIndex });
+  }
+}
+
+/**
+ * Starts handing leadership to the voter `to` (§3.10): proposals are refused meanwhile; once
+ * `to` has the whole log it is told to campaign. Gives up after an election timeout.
+ */
+export function transferLeadership(state: RaftState, to: NodeId): CoreOutcome {
+  if (state.role !== 'leader') return { type: 'not-leader', leaderHint: state.leaderId };
+  if (to === state.config.id) return { type: 'accepted', state, effects: [] };
+  if (!isVoter(state, to)) return { type: 'rejected', reason: `${to} is not a voter`, retryable: false };
+  return accepted(state, (d, p) => {
+    d.transferee = to;
+    d.transferElapsed = 0;
+    const pr = d.progress[to];
+    if (pr !== undefined && pr.match === lastIndex(d.log)) sendTimeoutNow(d, p, to);
+    else sendAppend(d, p, to, true);
+  });
+}
+
+/**
+ * Log compaction: the shell has a snapshot of its state machine at `index` (≤ applied). Drops
+ * the entries up to it and returns the snapshot's metadata for the shell to store with the data.
+ */
+export function compact(state: RaftState, index: number): { state: RaftState; meta: SnapshotMeta } {
+  if (index > state.appliedIndex || index <= state.log.snapshotIndex) {
+    throw new RaftInvariantError(
+      `cannot compact to ${index}: it must be in ${state.log.snapshotIndex + 1}..${state.appliedIndex} (applied)`,
+    );
+  }
+  const membership = membershipOf(
+    state.config,
+    { ...state.log, length: index - state.log.snapshotIndex },
+    state.snapshotMembership,
+  ).membership;
+  const meta: SnapshotMeta = { index, term: termAt(state.log, index), membership };
+  return { state: { ...state, log: compactLog(state.log, index), snapshotMembership: membership }, meta };
+}
+
+/** Every entry the member holds after its snapshot (for tests and status). */
+export function heldEntries(state: RaftState): LogEntry[] {
+  return allEntries(state.log);
 }

@@ -7,9 +7,23 @@ import type {
   RaftEffect,
   RaftMessage,
   RaftState,
+  SnapshotMeta,
 } from '../../actors/raft/index.ts';
-import { propose, restartRaft, step, tick } from '../../actors/raft/index.ts';
+import {
+  type CoreOutcome,
+  compact,
+  isCaughtUp,
+  type MembershipChange,
+  propose,
+  proposeMembershipChange,
+  readIndex,
+  restartRaft,
+  step,
+  tick,
+  transferLeadership,
+} from '../../actors/raft/index.ts';
 import { mulberry32 } from '../../actors/raft/mulberry32.ts';
+import { entryAt } from '../../actors/raft/raft-log.ts';
 
 /**
  * A deterministic simulation of N Raft cores: a logical clock in ticks, an in-memory network
@@ -28,6 +42,10 @@ export interface ClusterOptions {
   readonly longReordering?: boolean;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
+  /** Each member snapshots its state machine and compacts its log every this many applied entries. */
+  readonly snapshotEvery?: number;
+  /** Extra members `j0`, `j1`… that start outside the group (`members: []`) until a leader adds them. */
+  readonly joiners?: number;
 }
 
 interface InFlight {
@@ -40,13 +58,28 @@ interface SimMember {
   readonly id: NodeId;
   readonly config: RaftConfig;
   core: RaftState | undefined;
-  persisted: { hardState: HardState | undefined; entries: LogEntry[] };
-  /** The volatile state machine: the entries applied since the last (re)start. */
+  persisted: {
+    hardState: HardState | undefined;
+    snapshot: { meta: SnapshotMeta; data: Uint8Array } | undefined;
+    /** Entries after the snapshot. */
+    entries: LogEntry[];
+  };
+  /**
+   * The volatile state machine: every entry applied, from index 1 (rebuilt from the snapshot,
+   * which holds exactly this list encoded, and the log on restart).
+   */
   applied: LogEntry[];
 }
 
+const encodeApplied = (applied: readonly LogEntry[]): Uint8Array =>
+  new TextEncoder().encode(JSON.stringify(applied));
+const decodeApplied = (data: Uint8Array): LogEntry[] =>
+  JSON.parse(new TextDecoder().decode(data)) as LogEntry[];
+
 function sameEntry(a: LogEntry, b: LogEntry): boolean {
-  return a.index === b.index && a.term === b.term && a.type === b.type && a.data === b.data;
+  if (a.index !== b.index || a.term !== b.term || a.type !== b.type) return false;
+  // Config entries carry objects, which a snapshot's round trip copies.
+  return a.data === b.data || JSON.stringify(a.data) === JSON.stringify(b.data);
 }
 
 export class RaftCluster {
@@ -67,18 +100,23 @@ export class RaftCluster {
   private readonly committed = new Map<number, LogEntry>();
   private unreliable: boolean;
   private longReordering: boolean;
+  private readonly snapshotEvery: number | undefined;
+  /** Snapshots installed from a leader, counted per member (for the Snapshot* scenarios). */
+  readonly installs = new Map<NodeId, number>();
 
   constructor(options: ClusterOptions) {
     this.unreliable = options.unreliable ?? false;
     this.longReordering = options.longReordering ?? false;
+    this.snapshotEvery = options.snapshotEvery;
     this.seed = options.seed;
     this.rng = options.seed * 7919 + 17;
     this.electionTicks = options.electionTicks ?? 10;
-    this.ids = Array.from({ length: options.n }, (_, i) => `n${i}`);
+    const founders = Array.from({ length: options.n }, (_, i) => `n${i}`);
+    this.ids = [...founders, ...Array.from({ length: options.joiners ?? 0 }, (_, i) => `j${i}`)];
     for (const [i, id] of this.ids.entries()) {
       const config: RaftConfig = {
         id,
-        members: this.ids,
+        members: founders.includes(id) ? founders : [],
         electionTicks: this.electionTicks,
         heartbeatTicks: options.heartbeatTicks ?? 2,
         maxEntriesPerMessage: 16,
@@ -89,7 +127,7 @@ export class RaftCluster {
         id,
         config,
         core: undefined,
-        persisted: { hardState: undefined, entries: [] },
+        persisted: { hardState: undefined, snapshot: undefined, entries: [] },
         applied: [],
       });
       this.restart(id);
@@ -170,12 +208,31 @@ export class RaftCluster {
 
   restart(id: NodeId): void {
     const m = this.member(id);
-    m.applied = [];
     const persisted = m.persisted;
+    m.applied = persisted.snapshot === undefined ? [] : decodeApplied(persisted.snapshot.data);
     m.core = restartRaft(m.config, {
       ...(persisted.hardState !== undefined ? { hardState: persisted.hardState } : {}),
+      ...(persisted.snapshot !== undefined ? { snapshot: persisted.snapshot.meta } : {}),
       entries: persisted.entries,
     });
+  }
+
+  /** The snapshot a member would send: its own latest, from its persisted state. */
+  private snapshotData(m: SimMember): Uint8Array {
+    const snapshot = m.persisted.snapshot;
+    if (snapshot === undefined) this.fail(`${m.id} was asked for a snapshot it does not have`);
+    return snapshot.data;
+  }
+
+  /** Snapshots a member's state machine at its applied index and compacts its log (the shell's job). */
+  snapshot(id: NodeId): void {
+    const m = this.member(id);
+    const core = m.core;
+    if (core === undefined || core.appliedIndex <= core.log.snapshotIndex) return;
+    const { state, meta } = compact(core, core.appliedIndex);
+    m.core = state;
+    m.persisted.snapshot = { meta, data: encodeApplied(m.applied.slice(0, meta.index)) };
+    m.persisted.entries = m.persisted.entries.filter((e) => e.index > meta.index);
   }
 
   isAlive(id: NodeId): boolean {
@@ -194,26 +251,66 @@ export class RaftCluster {
 
   private perform(m: SimMember, effects: readonly RaftEffect[]): void {
     let stage = 0;
-    const order = { persist: 0, send: 1, apply: 2, 'role-change': 3 } as const;
+    const order = { persist: 0, send: 1, restore: 2, apply: 3, 'read-ready': 4, 'role-change': 4 } as const;
     for (const effect of effects) {
       if (order[effect.type] < stage) this.fail(`effects of ${m.id} out of order: ${effect.type} late`);
       stage = order[effect.type];
       switch (effect.type) {
         case 'persist': {
+          const installed = effect.snapshot;
+          if (installed !== undefined) {
+            const { index, term } = installed.meta;
+            const at = m.persisted.entries.find((e) => e.index === index);
+            m.persisted.snapshot = installed;
+            m.persisted.entries = at?.term === term ? m.persisted.entries.filter((e) => e.index > index) : [];
+          }
           if (effect.hardState !== undefined) m.persisted.hardState = effect.hardState;
           const first = effect.entries?.[0];
           if (effect.entries !== undefined && first !== undefined) {
-            if (first.index > m.persisted.entries.length + 1)
-              this.fail(`${m.id} persisted a gap at ${first.index}`);
-            m.persisted.entries = [...m.persisted.entries.slice(0, first.index - 1), ...effect.entries];
+            const base = m.persisted.snapshot?.meta.index ?? 0;
+            const held = base + m.persisted.entries.length;
+            if (first.index > held + 1 || first.index <= base) {
+              this.fail(`${m.id} persisted index ${first.index} outside ${base + 1}..${held + 1}`);
+            }
+            m.persisted.entries = [
+              ...m.persisted.entries.slice(0, first.index - base - 1),
+              ...effect.entries,
+            ];
           }
           break;
         }
         case 'send':
-          this.send(effect.message);
+          this.send(
+            effect.message.type === 'install-snapshot'
+              ? { ...effect.message, data: this.snapshotData(m) }
+              : effect.message,
+          );
           break;
+        case 'restore': {
+          this.installs.set(m.id, (this.installs.get(m.id) ?? 0) + 1);
+          const restored = decodeApplied(effect.snapshot.data);
+          // The snapshot must agree with everything this member applied before it.
+          for (const entry of m.applied.slice(0, restored.length)) {
+            const other = restored[entry.index - 1];
+            if (other === undefined || !sameEntry(entry, other)) {
+              this.fail(`${m.id} restored a snapshot that disagrees at index ${entry.index}`);
+            }
+          }
+          for (const entry of restored.slice(m.applied.length)) this.checkApply(m, entry);
+          break;
+        }
         case 'apply':
           for (const entry of effect.entries) this.checkApply(m, entry);
+          if (this.snapshotEvery !== undefined && m.core !== undefined) {
+            const core = m.core;
+            if (m.applied.length - core.log.snapshotIndex >= this.snapshotEvery)
+              this.pendingSnapshots.add(m.id);
+          }
+          break;
+        case 'read-ready':
+          if (this.readsReady.has(effect.requestId)) this.fail(`read ${effect.requestId} confirmed twice`);
+          if (effect.index < (m.core?.log.snapshotIndex ?? 0)) this.fail('read index below the snapshot');
+          this.readsReady.set(effect.requestId, effect.index);
           break;
         case 'role-change':
           if (effect.role === 'leader') {
@@ -240,6 +337,14 @@ export class RaftCluster {
         `${m.id} applied ${JSON.stringify(entry)} at index ${entry.index} where ${JSON.stringify(known)} was applied`,
       );
     }
+  }
+
+  /** Members due a snapshot; taken after the step that applied enough (the core's state must be current). */
+  private readonly pendingSnapshots = new Set<NodeId>();
+
+  private takeDueSnapshots(): void {
+    for (const id of this.pendingSnapshots) this.snapshot(id);
+    this.pendingSnapshots.clear();
   }
 
   private send(message: RaftMessage): void {
@@ -271,6 +376,7 @@ export class RaftCluster {
         const result = step(to.core, f.message);
         to.core = result.state;
         this.perform(to, result.effects);
+        this.takeDueSnapshots();
       }
     }
     this.fail('messages kept arriving within one tick');
@@ -286,6 +392,7 @@ export class RaftCluster {
       const result = tick(m.core);
       m.core = result.state;
       this.perform(m, result.effects);
+      this.takeDueSnapshots();
     }
     if (this.now % 25 === 0) this.checkLogMatching();
   }
@@ -301,23 +408,25 @@ export class RaftCluster {
       return core === undefined ? [] : [core];
     });
     for (const c of cores) {
-      for (let i = 0; i < c.commitIndex; i++) {
-        const known = this.committed.get(i + 1);
-        const mine = c.log[i];
+      for (let i = c.log.snapshotIndex + 1; i <= c.commitIndex; i++) {
+        const known = this.committed.get(i);
+        const mine = entryAt(c.log, i);
         if (known !== undefined && mine !== undefined && !sameEntry(known, mine)) {
-          this.fail(`${c.config.id} holds ${JSON.stringify(mine)} at committed index ${i + 1}`);
+          this.fail(`${c.config.id} holds ${JSON.stringify(mine)} at committed index ${i}`);
         }
       }
     }
+    const last = (c: RaftState): number => c.log.snapshotIndex + c.log.length;
     for (let a = 0; a < cores.length; a++) {
       for (let b = a + 1; b < cores.length; b++) {
         const x = cores[a] as RaftState;
         const y = cores[b] as RaftState;
-        let i = Math.min(x.log.length, y.log.length);
-        while (i > 0 && x.log[i - 1]?.term !== y.log[i - 1]?.term) i--;
-        for (let j = 0; j < i; j++) {
-          if (!sameEntry(x.log[j] as LogEntry, y.log[j] as LogEntry)) {
-            this.fail(`log matching broken between ${x.config.id} and ${y.config.id} at index ${j + 1}`);
+        const floor = Math.max(x.log.snapshotIndex, y.log.snapshotIndex);
+        let i = Math.min(last(x), last(y));
+        while (i > floor && entryAt(x.log, i)?.term !== entryAt(y.log, i)?.term) i--;
+        for (let j = floor + 1; j <= i; j++) {
+          if (!sameEntry(entryAt(x.log, j) as LogEntry, entryAt(y.log, j) as LogEntry)) {
+            this.fail(`log matching broken between ${x.config.id} and ${y.config.id} at index ${j}`);
           }
         }
       }
@@ -379,12 +488,69 @@ export class RaftCluster {
     return { count, data };
   }
 
+  /** ReadIndex requests confirmed so far: request id → the index to serve them at. */
+  readonly readsReady = new Map<string, number>();
+
+  /** Runs a leader-only core call on `id` and performs its effects; returns the outcome's type. */
+  private leaderCall(id: NodeId, call: (core: RaftState) => CoreOutcome): CoreOutcome['type'] {
+    const m = this.member(id);
+    if (m.core === undefined) return 'not-leader';
+    const outcome = call(m.core);
+    if (outcome.type === 'accepted') {
+      m.core = outcome.state;
+      this.perform(m, outcome.effects);
+      this.takeDueSnapshots();
+    }
+    return outcome.type;
+  }
+
+  /** Proposes a membership change on whichever connected member leads; retries until accepted. */
+  changeMembership(change: MembershipChange): void {
+    const deadline = this.now + 40 * this.electionTicks;
+    while (this.now < deadline) {
+      for (const id of this.ids) {
+        if (!this.connected.has(id) || this.core(id)?.role !== 'leader') continue;
+        const result = this.leaderCall(id, (core) => proposeMembershipChange(core, change));
+        if (result === 'accepted') return;
+      }
+      this.run(1);
+    }
+    this.fail(`membership change ${JSON.stringify(change)} was never accepted`);
+  }
+
+  /** Ticks until every live, connected member's membership matches, and it has `voters`. */
+  waitForVoters(voters: readonly NodeId[]): void {
+    const want = [...voters].sort().join(',');
+    for (let i = 0; i < 60 * this.electionTicks; i++) {
+      const leader = this.ids.find((id) => this.connected.has(id) && this.core(id)?.role === 'leader');
+      const core = leader === undefined ? undefined : this.core(leader);
+      if (core !== undefined && core.membershipIndex <= core.commitIndex) {
+        if ([...core.membership.voters].sort().join(',') === want) return;
+      }
+      this.tickOnce();
+    }
+    this.fail(`voters never became [${want}]`);
+  }
+
+  caughtUp(leader: NodeId, id: NodeId): boolean {
+    const core = this.core(leader);
+    return core !== undefined && isCaughtUp(core, id);
+  }
+
+  readIndex(id: NodeId, requestId: string): CoreOutcome['type'] {
+    return this.leaderCall(id, (core) => readIndex(core, requestId));
+  }
+
+  transfer(id: NodeId, to: NodeId): CoreOutcome['type'] {
+    return this.leaderCall(id, (core) => transferLeadership(core, to));
+  }
+
   /** Raft's Start(): propose on one member. */
   start(id: NodeId, data: unknown): { index: number; term: number; isLeader: boolean } {
     const m = this.member(id);
     if (m.core === undefined) return { index: -1, term: -1, isLeader: false };
     const result = propose(m.core, data);
-    if (result.type === 'not-leader') return { index: -1, term: m.core.term, isLeader: false };
+    if (result.type !== 'accepted') return { index: -1, term: m.core.term, isLeader: false };
     m.core = result.state;
     this.perform(m, result.effects);
     return { index: result.index, term: result.term, isLeader: true };

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import {
   assertRoleTransition,
+  heldEntries,
   type LogEntry,
   type NodeId,
   propose,
@@ -125,6 +126,7 @@ describe('raft core', () => {
       prevLogTerm: 1,
       entries: [{ type: 'command', term: 3, index: 2, data: 'x' }],
       leaderCommit: 2,
+      readSeq: 0,
     };
     expect(() => step(follower, conflicting)).to.throw(RaftInvariantError);
   });
@@ -133,10 +135,16 @@ describe('raft core', () => {
     const h = new Harness();
     h.elect('n0');
     const before = h.core('n0');
-    const snapshot = JSON.stringify(before);
-    propose(before, 'x');
+    // The log's backing array may grow for a newer state; a state sees only its `length` of it.
+    const view = (state: RaftState): string => JSON.stringify({ ...state, log: heldEntries(state) });
+    const snapshot = view(before);
+    const proposed = propose(before, 'x');
     tick(before);
-    expect(JSON.stringify(before)).to.equal(snapshot);
+    expect(view(before)).to.equal(snapshot);
+    // Stepping the old state again forks the log instead of writing over the newer state's entry.
+    const forked = propose(before, 'y');
+    expect(proposed.type === 'accepted' && heldEntries(proposed.state).at(-1)?.data).to.equal('x');
+    expect(forked.type === 'accepted' && heldEntries(forked.state).at(-1)?.data).to.equal('y');
   });
 
   it('answers a proposal to a follower with the leader hint', () => {
@@ -187,7 +195,7 @@ describe('raft core', () => {
     const toN1 = h.sent.filter((m) => m.type === 'append-entries' && m.to === 'n1');
     expect(toN1).to.have.length(3);
     h.pump();
-    expect(h.core('n1').log.length).to.equal(h.core('n0').log.length);
+    expect(heldEntries(h.core('n1')).length).to.equal(heldEntries(h.core('n0')).length);
   });
 
   it('batches entries into one AppendEntries when a follower catches up', () => {
@@ -198,7 +206,7 @@ describe('raft core', () => {
     h.pump();
     h.drop = () => false;
     h.sent.length = 0;
-    for (let i = 0; i < 6 && h.core('n2').log.length < h.core('n0').log.length; i++) {
+    for (let i = 0; i < 6 && heldEntries(h.core('n2')).length < heldEntries(h.core('n0')).length; i++) {
       h.tick('n0');
       h.pump();
     }
@@ -207,7 +215,7 @@ describe('raft core', () => {
     );
     expect(batches.length).to.be.greaterThan(0);
     for (const m of batches) if (m.type === 'append-entries') expect(m.entries.length).to.be.at.most(8);
-    expect(h.core('n2').log).to.deep.equal(h.core('n0').log);
+    expect(heldEntries(h.core('n2'))).to.deep.equal(heldEntries(h.core('n0')));
   });
 
   it('backs up over a long conflicting run of one term in a few round trips', () => {
@@ -225,7 +233,7 @@ describe('raft core', () => {
       (m) => m.type === 'append-entries-response' && m.from === 'n1' && !m.success,
     );
     expect(rejections.length).to.be.at.most(3);
-    expect(h.core('n1').log).to.deep.equal(h.core('n0').log);
+    expect(heldEntries(h.core('n1'))).to.deep.equal(heldEntries(h.core('n0')));
   });
 
   it('does not commit an entry of an earlier term by counting replicas (Figure 8)', () => {
@@ -238,7 +246,7 @@ describe('raft core', () => {
     h.drop = (m) => m.type === 'append-entries' && m.entries.length > 0;
     h.elect('n0');
     const leader = h.core('n0');
-    expect(leader.log.map((e) => e.term)).to.deep.equal([1, 2, leader.term]);
+    expect(heldEntries(leader).map((e) => e.term)).to.deep.equal([1, 2, leader.term]);
     const ack: RaftMessage = {
       type: 'append-entries-response',
       from: 'n1',
@@ -249,6 +257,7 @@ describe('raft core', () => {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      readSeq: 0,
     };
     const after = step(leader, ack).state;
     expect(after.progress.n1?.match).to.equal(2);
