@@ -42,31 +42,61 @@ export type {
   KvWatchNotification,
 } from './kv-types.ts';
 export { kvLimits, validateKvCommand } from './kv-validate.ts';
-export { createRaft, hardStateOf, propose, restartRaft, step, tick } from './raft-core.ts';
+export {
+  type CoreOutcome,
+  compact,
+  createRaft,
+  hardStateOf,
+  heldEntries,
+  isCaughtUp,
+  propose,
+  proposeMembershipChange,
+  readIndex,
+  restartRaft,
+  step,
+  tick,
+  transferLeadership,
+} from './raft-core.ts';
 export { RaftInvariantError } from './raft-errors.ts';
+export type { RaftLog } from './raft-log.ts';
 export type { PersistEffect, RaftLogRecovery, RaftLogStoreOptions } from './raft-log-store.ts';
 export { RaftLogStore } from './raft-log-store.ts';
 export { RaftLogCorruptError } from './raft-log-store-errors.ts';
 export {
+  type RaftAddMemberRequest,
+  type RaftCancelWatchRequest,
   type RaftMemberError,
   type RaftMemberMessage,
   type RaftMemberProps,
+  type RaftMembershipReply,
   type RaftPeerMessage,
   type RaftProposeReply,
   type RaftProposeRequest,
+  type RaftQueryReply,
+  type RaftQueryRequest,
   type RaftReadReply,
   type RaftReadRequest,
+  type RaftRemoveMemberRequest,
   type RaftStatusReply,
   type RaftStatusRequest,
+  type RaftTransferLeadershipReply,
+  type RaftTransferLeadershipRequest,
+  type RaftWatchEvent,
+  type RaftWatchRequest,
   raftMember,
 } from './raft-member.ts';
 export { assertRoleTransition, roleTransitions } from './raft-roles.ts';
 export type {
   AppendEntries,
   AppendEntriesResponse,
+  ConfigEntryData,
   HardState,
+  InstallSnapshot,
   LogEntry,
+  Membership,
+  MembershipChange,
   NodeId,
+  PendingRead,
   PreVoteRequest,
   PreVoteResponse,
   Progress,
@@ -79,4 +109,6 @@ export type {
   RaftState,
   RequestVote,
   RequestVoteResponse,
+  SnapshotMeta,
+  TimeoutNow,
 } from './raft-types.ts';

@@ -24,18 +24,32 @@ import type { Signal } from '../../runtime/signals.ts';
 import type { StashBuffer } from '../../runtime/stash-buffer.ts';
 import type { TimerScheduler } from '../../runtime/timer-scheduler.ts';
 import { KvStore, type KvStoreInit } from './kv-store.ts';
-import type { KeyValue, KvCommand, KvResult } from './kv-types.ts';
+import type { KeyValue, KvCommand, KvEvent, KvRangeResult, KvResult } from './kv-types.ts';
 import { validateKvCommand } from './kv-validate.ts';
-import { propose, restartRaft, step, tick } from './raft-core.ts';
+import {
+  type CoreOutcome,
+  compact,
+  isCaughtUp,
+  propose,
+  proposeMembershipChange,
+  readIndex,
+  restartRaft,
+  step,
+  tick,
+  transferLeadership,
+} from './raft-core.ts';
+import { lastIndex } from './raft-log.ts';
 import { RaftLogStore, type RaftLogStoreOptions } from './raft-log-store.ts';
 import type {
   LogEntry,
+  Membership,
   NodeId,
   RaftConfig,
   RaftEffect,
   RaftMessage,
   RaftRole,
   RaftState,
+  SnapshotMeta,
 } from './raft-types.ts';
 
 /** An error as it travels in a reply: `{ code, message }`, rebuilt as the same class by a client. */
@@ -74,7 +88,12 @@ export interface RaftStatusReply {
   readonly term: number;
   readonly leaderId: NodeId | undefined;
   readonly commitIndex: number;
+  readonly appliedIndex: number;
   readonly lastIndex: number;
+  /** Index of the last snapshot the log was compacted to (0: none). */
+  readonly snapshotIndex: number;
+  /** The membership in effect here (the latest config entry in this member's log). */
+  readonly membership: Membership;
 }
 
 /** A raft message from a peer member. */
@@ -92,12 +111,96 @@ export interface RaftProposeRequest {
   readonly replyTo: ActorRef<RaftProposeReply>;
 }
 
-/** A serializable (possibly stale) local read; see `RaftReadReply`. */
+/** A serializable (possibly stale) local read of one key; see `RaftReadReply`. Kept for simple callers; `query` does more. */
 export interface RaftReadRequest {
   readonly type: 'read';
   readonly key: string;
   readonly replyTo: ActorRef<RaftReadReply>;
 }
+
+/**
+ * A read of one key (`prefix` false) or of keys starting with `key` (paged by `limit` and
+ * `fromKey`). `linearizable` (leader only, else NOT_LEADER with a hint) confirms leadership with
+ * a quorum (ReadIndex) and waits until that commit index is applied; `serializable` answers from
+ * this member's state at once, possibly stale.
+ */
+export interface RaftQueryRequest {
+  readonly type: 'query';
+  readonly key: string;
+  readonly prefix?: boolean;
+  readonly limit?: number;
+  readonly fromKey?: string;
+  readonly consistency: 'linearizable' | 'serializable';
+  readonly replyTo: ActorRef<RaftQueryReply>;
+}
+
+export type RaftQueryReply =
+  | { readonly ok: true; readonly result: KvRangeResult; readonly appliedIndex: number }
+  | { readonly ok: false; readonly error: RaftMemberError; readonly leaderHint?: NodeId | undefined };
+
+/**
+ * Opens a watch on keys starting with `prefix` on this member (any member: events come in
+ * revision order as this member applies them). The subscriber gets `watch-started` (with the
+ * retained history from `fromRevision`), then `watch-events`, until `watch-ended` or it cancels.
+ * The member death-watches the subscriber and cancels for it.
+ */
+export interface RaftWatchRequest {
+  readonly type: 'watch';
+  readonly prefix: string;
+  /** First revision to deliver; 0: only changes after now. */
+  readonly fromRevision: number;
+  readonly prevKv?: boolean;
+  readonly subscriber: ActorRef<RaftWatchEvent>;
+}
+
+export interface RaftCancelWatchRequest {
+  readonly type: 'cancel-watch';
+  readonly watchId: number;
+}
+
+export type RaftWatchEvent =
+  | {
+      readonly type: 'watch-started';
+      readonly watchId: number;
+      /** Store revision when the watch started; live events come after it. */
+      readonly revision: number;
+      readonly history: readonly KvEvent[];
+    }
+  | { readonly type: 'watch-events'; readonly watchId: number; readonly events: readonly KvEvent[] }
+  | { readonly type: 'watch-ended'; readonly watchId: number; readonly error: RaftMemberError };
+
+/**
+ * Adds a member (leader only): it joins as a learner, and once it has caught up the leader
+ * promotes it to voter; the reply comes then. Adding a present voter answers at once.
+ */
+export interface RaftAddMemberRequest {
+  readonly type: 'add-member';
+  readonly id: NodeId;
+  readonly addresses: readonly string[];
+  readonly replyTo: ActorRef<RaftMembershipReply>;
+}
+
+/** Removes a voter or learner (leader only); answered once the change is committed. */
+export interface RaftRemoveMemberRequest {
+  readonly type: 'remove-member';
+  readonly id: NodeId;
+  readonly replyTo: ActorRef<RaftMembershipReply>;
+}
+
+export type RaftMembershipReply =
+  | { readonly ok: true; readonly membership: Membership }
+  | { readonly ok: false; readonly error: RaftMemberError; readonly leaderHint?: NodeId | undefined };
+
+/** Hands leadership to `to` (or the most caught-up voter); answered when a new leader is known. */
+export interface RaftTransferLeadershipRequest {
+  readonly type: 'transfer-leadership';
+  readonly to?: NodeId;
+  readonly replyTo: ActorRef<RaftTransferLeadershipReply>;
+}
+
+export type RaftTransferLeadershipReply =
+  | { readonly ok: true; readonly leaderId: NodeId }
+  | { readonly ok: false; readonly error: RaftMemberError; readonly leaderHint?: NodeId | undefined };
 
 export interface RaftStatusRequest {
   readonly type: 'status';
@@ -109,22 +212,56 @@ type RaftMemberInternal =
   | {
       readonly type: 'raft-member:opened';
       readonly incarnation: number;
-      readonly outcome: PipeOutcome<RaftLogStore>;
+      readonly outcome: PipeOutcome<OpenedStore>;
     }
   | { readonly type: 'raft-member:tick' }
-  | { readonly type: 'raft-member:persisted'; readonly batch: number; readonly outcome: PipeOutcome<void> };
+  | { readonly type: 'raft-member:persisted'; readonly batch: number; readonly outcome: PipeOutcome<void> }
+  | {
+      readonly type: 'raft-member:snapshot-saved';
+      readonly index: number;
+      readonly outcome: PipeOutcome<void>;
+    }
+  | { readonly type: 'raft-member:subscriber-gone'; readonly watchId: number };
+
+interface OpenedStore {
+  readonly store: RaftLogStore;
+  readonly snapshot: { readonly meta: SnapshotMeta; readonly data: Uint8Array } | undefined;
+}
 
 export type RaftMemberMessage =
   | RaftPeerMessage
   | RaftProposeRequest
   | RaftReadRequest
+  | RaftQueryRequest
+  | RaftWatchRequest
+  | RaftCancelWatchRequest
+  | RaftAddMemberRequest
+  | RaftRemoveMemberRequest
+  | RaftTransferLeadershipRequest
   | RaftStatusRequest
   | RaftMemberInternal;
 
 export interface RaftMemberProps {
   readonly id: NodeId;
-  /** The other voting members: member id → that member's actor ref (local or remote). */
-  readonly members: Readonly<Record<NodeId, ActorRef<RaftMemberMessage>>>;
+  /**
+   * The voters of a brand-new group: `[id]` to bootstrap a one-member group, `[]` for a member
+   * that joins an existing group (it waits for a leader to add it). Ignored once this member's
+   * log or snapshot holds a membership.
+   */
+  readonly initialVoters?: readonly NodeId[];
+  /** Where this member listens; recorded in the membership when it bootstraps. */
+  readonly addresses?: readonly string[];
+  /** The member actor on another node (local or remote ref). */
+  readonly peerRef?: (id: NodeId) => ActorRef<RaftMemberMessage>;
+  /**
+   * Fixed peers (id → ref) for tests with members in one system: sets `peerRef` and, unless
+   * given, `initialVoters` (all of them plus `id`).
+   */
+  readonly members?: Readonly<Record<NodeId, ActorRef<RaftMemberMessage>>>;
+  /** Called with the membership in effect whenever it changes (and once at start). */
+  readonly onMembership?: (membership: Membership) => void;
+  /** Applied entries between snapshots (log compaction); default 10,000. */
+  readonly snapshotEvery?: number;
   readonly dataDir: string;
   /** Milliseconds per core tick (default 20). */
   readonly tickMs?: number;
@@ -159,10 +296,42 @@ function errorOf(error: unknown): RaftMemberError {
   return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
 }
 
+/** How long a linearizable read, a membership change or a transfer may wait before failing. */
+const DEFAULT_WAIT_MS = 10_000;
+
+interface WaitingRead {
+  readonly request: RaftQueryRequest;
+  readonly deadline: number;
+}
+
+interface MembershipWaiter {
+  readonly kind: 'add' | 'remove';
+  readonly id: NodeId;
+  readonly addresses: readonly string[];
+  readonly replyTo: ActorRef<RaftMembershipReply>;
+  readonly deadline: number;
+}
+
+interface OpenWatch {
+  readonly watchId: number;
+  readonly subscriber: ActorRef<RaftWatchEvent>;
+}
+
+function failure(code: string, message: string): RaftMemberError {
+  return { code, message };
+}
+
 /** The Raft member actor; see the module comment. Wrap it in a supervisor to restart it on failure. */
 export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> {
   const tickMs = props.tickMs ?? 20;
   const maxPending = props.maxPendingProposals ?? 1024;
+  const snapshotEvery = props.snapshotEvery ?? 10_000;
+  const waitMs = DEFAULT_WAIT_MS;
+  const fixedPeers = props.members;
+  const peerRef =
+    props.peerRef ?? ((id: NodeId): ActorRef<RaftMemberMessage> | undefined => fixedPeers?.[id]);
+  const initialVoters =
+    props.initialVoters ?? (fixedPeers === undefined ? [props.id] : [props.id, ...Object.keys(fixedPeers)]);
   /** The previous incarnation's close (across supervisor restarts): the next open waits for it. */
   let closed: Promise<void> = Promise.resolve();
   /** Counts starts, so that a completion piped to a previous incarnation is recognised and ignored. */
@@ -170,7 +339,15 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
   /** Batch ids never repeat across incarnations, for the same reason. */
   let nextBatch = 1;
   return Behaviors.setup((ctx) => {
-    const opened = closed.then(() => RaftLogStore.open(props.dataDir, props.logStore));
+    const opened = closed.then(async (): Promise<OpenedStore> => {
+      const store = await RaftLogStore.open(props.dataDir, props.logStore);
+      try {
+        return { store, snapshot: await store.readSnapshot() };
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+    });
     const incarnation = ++incarnations;
     ctx.pipeToSelf(opened, (outcome) => ({ type: 'raft-member:opened', incarnation, outcome }));
     return Behaviors.withStash(props.stashCapacity ?? 1024, (stash) =>
@@ -189,7 +366,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
     ctx: ActorContext<RaftMemberMessage>,
     stash: StashBuffer<RaftMemberMessage>,
     timers: TimerScheduler<RaftMemberMessage>,
-    opened: Promise<RaftLogStore>,
+    opened: Promise<OpenedStore>,
   ): Behavior<RaftMemberMessage> {
     return Behaviors.receive<RaftMemberMessage>((_ctx, message) => {
       if (message.type === 'raft-member:opened') {
@@ -198,8 +375,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
         const running = open(ctx, message.outcome.value, timers);
         return stash.unstashAll(running);
       }
-      if (message.type === 'raft-member:tick' || message.type === 'raft-member:persisted')
-        return Behaviors.same;
+      if (message.type.startsWith('raft-member:')) return Behaviors.same;
       stash.stash(message);
       return Behaviors.same;
     }).receiveSignal((_ctx, signal: Signal) => {
@@ -208,7 +384,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
       const closing = closeLogged(
         ctx,
         opened.then(
-          (store) => store.close(),
+          ({ store }) => store.close(),
           () => undefined,
         ),
       );
@@ -218,37 +394,74 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
 
   function open(
     ctx: ActorContext<RaftMemberMessage>,
-    store: RaftLogStore,
+    { store, snapshot }: OpenedStore,
     timers: TimerScheduler<RaftMemberMessage>,
   ): Behavior<RaftMemberMessage> {
     const config: RaftConfig = {
       electionTicks: 10,
       heartbeatTicks: 2,
-      maxEntriesPerMessage: 64,
+      maxEntriesPerMessage: 256,
       maxInflight: 8,
       seed: Math.floor(Math.random() * 0x7fffffff),
       ...props.config,
       id: props.id,
-      members: [props.id, ...Object.keys(props.members).filter((id) => id !== props.id)],
+      members: initialVoters,
+      addresses: { [props.id]: props.addresses ?? [] },
     };
-    const entries = store.entries(1);
+    const snapshotIndex = snapshot?.meta.index ?? 0;
+    const entries = store.entries(snapshotIndex + 1);
     let state: RaftState = restartRaft(config, {
       ...(store.hardState === undefined ? {} : { hardState: store.hardState }),
+      ...(snapshot === undefined ? {} : { snapshot: snapshot.meta }),
       entries,
     });
-    const kv = new KvStore(props.kvStore);
+    let kv =
+      snapshot === undefined
+        ? new KvStore(props.kvStore)
+        : KvStore.restore(snapshot.data, {
+            ...(props.kvStore?.maxWatchers === undefined ? {} : { maxWatchers: props.kvStore.maxWatchers }),
+          });
+    /** The snapshot this member would send to a follower that needs it. */
+    let latestSnapshot = snapshot;
+    /** Index of the last entry the state machine has applied (the core's `appliedIndex` runs ahead until fsync). */
+    let kvApplied = snapshotIndex;
+    /** A snapshot save in flight; the next waits for it. */
+    let savingSnapshot = false;
     /** Proposals waiting to be applied, by `${index}:${term}`. */
     const pending = new Map<
       string,
       { readonly index: number; readonly replyTo: ActorRef<RaftProposeReply> }
     >();
     const batches: Batch[] = [];
-    // Rebuild the state machine from the committed log (no snapshots yet).
-    applyEntries(entries.slice(0, state.commitIndex));
-    state = { ...state, appliedIndex: state.commitIndex };
+    /** Linearizable reads: those in the ReadIndex round in flight, and those waiting for the next. */
+    let readRound:
+      | { readonly id: string; index: number | undefined; readonly reads: WaitingRead[] }
+      | undefined;
+    let nextReads: WaitingRead[] = [];
+    let readRounds = 0;
+    const membershipWaiters: MembershipWaiter[] = [];
+    let transferWaiters: {
+      readonly replyTo: ActorRef<RaftTransferLeadershipReply>;
+      readonly deadline: number;
+    }[] = [];
+    const watches = new Map<number, OpenWatch>();
+    let announced: Membership | undefined;
+    let role: RaftRole = 'follower';
+
+    function announceMembership(): void {
+      if (announced === state.membership) return;
+      announced = state.membership;
+      try {
+        props.onMembership?.(state.membership);
+      } catch (error) {
+        ctx.log.error('raft: onMembership failed', { error });
+      }
+    }
 
     function applyEntries(list: readonly LogEntry[]): void {
       for (const entry of list) {
+        if (entry.index <= kvApplied) continue;
+        kvApplied = entry.index;
         const key = `${entry.index}:${entry.term}`;
         const waiter = pending.get(key);
         pending.delete(key);
@@ -258,10 +471,10 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             pending.delete(k);
             other.replyTo.tell({
               ok: false,
-              error: {
-                code: 'UNAVAILABLE',
-                message: `proposal at index ${other.index} was replaced by a newer leader's entry; retry with the same (clientId, seq)`,
-              },
+              error: failure(
+                'UNAVAILABLE',
+                `proposal at index ${other.index} was replaced by a newer leader's entry; retry with the same (clientId, seq)`,
+              ),
               leaderHint: state.leaderId,
             });
           }
@@ -272,6 +485,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
         try {
           const outcome = kv.apply(data.command, { clientId: data.clientId, seq: data.seq });
           reply = { ok: true, result: outcome.result, duplicate: outcome.duplicate, index: entry.index };
+          for (const notification of outcome.notifications) notification.deliver();
         } catch (error) {
           // Rejected commands throw identically on every member before anything changes.
           if (!(error instanceof CloudlessError)) throw error;
@@ -279,6 +493,43 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
         }
         waiter?.replyTo.tell(reply);
       }
+      serveReadyReads();
+      settleMembershipWaiters();
+      maybeSnapshot();
+    }
+
+    /** Log compaction: once enough entries were applied since the last snapshot, snapshot the store. */
+    function maybeSnapshot(): void {
+      if (savingSnapshot || kvApplied - state.log.snapshotIndex < snapshotEvery) return;
+      const data = kv.snapshot();
+      const compacted = compact(state, kvApplied);
+      state = compacted.state;
+      latestSnapshot = { meta: compacted.meta, data };
+      savingSnapshot = true;
+      ctx.pipeToSelf(store.saveSnapshot(compacted.meta, data), (outcome) => ({
+        type: 'raft-member:snapshot-saved',
+        index: compacted.meta.index,
+        outcome,
+      }));
+    }
+
+    function restoreSnapshot(installed: { readonly meta: SnapshotMeta; readonly data: Uint8Array }): void {
+      for (const watch of watches.values()) {
+        watch.subscriber.tell({
+          type: 'watch-ended',
+          watchId: watch.watchId,
+          error: failure(
+            'UNAVAILABLE',
+            `member ${props.id} installed a snapshot at revision-bearing index ${installed.meta.index}; watch again from the last revision seen + 1`,
+          ),
+        });
+      }
+      watches.clear();
+      kv = KvStore.restore(installed.data, {
+        ...(props.kvStore?.maxWatchers === undefined ? {} : { maxWatchers: props.kvStore.maxWatchers }),
+      });
+      kvApplied = installed.meta.index;
+      latestSnapshot = installed;
     }
 
     function enqueue(effects: readonly RaftEffect[]): void {
@@ -297,7 +548,19 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
       drain();
     }
 
-    /** Performs the sends, applies and role changes of every leading batch whose persists are done. */
+    function sendRaft(message: RaftMessage): void {
+      let out = message;
+      if (message.type === 'install-snapshot') {
+        if (latestSnapshot === undefined || latestSnapshot.meta.index !== message.snapshot.index) {
+          ctx.log.warn('raft: no snapshot to send', { to: message.to, index: message.snapshot.index });
+          return;
+        }
+        out = { ...message, data: latestSnapshot.data };
+      }
+      peerRef(message.to)?.tell({ type: 'raft', message: out });
+    }
+
+    /** Performs the sends, applies and notices of every leading batch whose persists are done. */
     function drain(): void {
       for (let head = batches[0]; head !== undefined && head.waiting === 0; head = batches[0]) {
         batches.shift();
@@ -306,38 +569,221 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             case 'persist':
               break;
             case 'send':
-              props.members[effect.to]?.tell({ type: 'raft', message: effect.message });
+              sendRaft(effect.message);
+              break;
+            case 'restore':
+              restoreSnapshot(effect.snapshot);
               break;
             case 'apply':
               applyEntries(effect.entries);
               break;
+            case 'read-ready':
+              if (readRound?.id === effect.requestId) readRound.index = effect.index;
+              serveReadyReads();
+              break;
             case 'role-change':
-              ctx.log.debug('raft:role-change', {
-                role: effect.role,
-                term: effect.term,
-                leaderId: effect.leaderId,
-              });
+              onRoleChange(effect.role, effect.leaderId);
               break;
           }
         }
       }
+      announceMembership();
     }
 
+    function onRoleChange(next: RaftRole, leader: NodeId | undefined): void {
+      ctx.log.debug('raft:role-change', { role: next, term: state.term, leaderId: leader });
+      const wasLeader = role === 'leader';
+      role = next;
+      if (wasLeader && next !== 'leader') {
+        const error = failure(
+          'NOT_LEADER',
+          `raft member ${props.id} lost leadership; retry on the new leader`,
+        );
+        for (const read of [...(readRound?.reads ?? []), ...nextReads]) {
+          read.request.replyTo.tell({ ok: false, error, leaderHint: leader });
+        }
+        readRound = undefined;
+        nextReads = [];
+        for (const waiter of membershipWaiters.splice(0)) {
+          waiter.replyTo.tell({ ok: false, error, leaderHint: leader });
+        }
+      }
+      if (leader !== undefined && leader !== props.id) {
+        for (const waiter of transferWaiters) waiter.replyTo.tell({ ok: true, leaderId: leader });
+        transferWaiters = [];
+      }
+    }
+
+    function step_(
+      outcome: CoreOutcome | { type: 'accepted'; state: RaftState; effects: readonly RaftEffect[] },
+    ): boolean {
+      if (outcome.type !== 'accepted') return false;
+      state = outcome.state;
+      enqueue(outcome.effects);
+      return true;
+    }
+
+    function serveQuery(request: RaftQueryRequest): void {
+      let result: KvRangeResult;
+      try {
+        if (request.prefix === true) {
+          result = kv.range(request.key, {
+            ...(request.limit === undefined ? {} : { limit: request.limit }),
+            ...(request.fromKey === undefined ? {} : { fromKey: request.fromKey }),
+          });
+        } else {
+          const found = kv.get(request.key);
+          result = { kvs: found === undefined ? [] : [found], more: false, revision: kv.revision };
+        }
+      } catch (error) {
+        if (!(error instanceof CloudlessError)) throw error;
+        request.replyTo.tell({ ok: false, error: errorOf(error) });
+        return;
+      }
+      request.replyTo.tell({ ok: true, result, appliedIndex: kvApplied });
+    }
+
+    /** Starts a ReadIndex round for the reads waiting, if none is in flight. */
+    function startReadRound(): void {
+      if (readRound !== undefined || nextReads.length === 0) return;
+      const id = `${props.id}:${incarnations}:${++readRounds}`;
+      const reads = nextReads;
+      nextReads = [];
+      const outcome = readIndex(state, id);
+      if (outcome.type !== 'accepted') {
+        const hint = outcome.type === 'not-leader' ? outcome.leaderHint : undefined;
+        for (const read of reads) {
+          read.request.replyTo.tell({
+            ok: false,
+            error: failure(
+              'NOT_LEADER',
+              `raft member ${props.id} is not the leader; leader is ${hint ?? 'unknown'}`,
+            ),
+            leaderHint: hint,
+          });
+        }
+        return;
+      }
+      readRound = { id, index: undefined, reads };
+      step_(outcome);
+    }
+
+    function serveReadyReads(): void {
+      if (readRound === undefined || readRound.index === undefined || kvApplied < readRound.index) return;
+      for (const read of readRound.reads) serveQuery(read.request);
+      readRound = undefined;
+      startReadRound();
+    }
+
+    function expireWaits(now: number): void {
+      const late = (deadline: number): boolean => deadline <= now;
+      const timeout = (what: string): RaftMemberError =>
+        failure(
+          'UNAVAILABLE',
+          `${what} on raft member ${props.id} did not complete within ${waitMs} ms; is a majority of members reachable?`,
+        );
+      if (readRound?.reads.some((r) => late(r.deadline))) {
+        for (const read of readRound.reads)
+          read.request.replyTo.tell({ ok: false, error: timeout('a linearizable read') });
+        readRound = undefined;
+        startReadRound();
+      }
+      for (let i = membershipWaiters.length - 1; i >= 0; i--) {
+        const waiter = membershipWaiters[i] as MembershipWaiter;
+        if (!late(waiter.deadline)) continue;
+        membershipWaiters.splice(i, 1);
+        waiter.replyTo.tell({
+          ok: false,
+          error: timeout(`${waiter.kind === 'add' ? 'adding' : 'removing'} ${waiter.id}`),
+        });
+      }
+      transferWaiters = transferWaiters.filter((waiter) => {
+        if (!late(waiter.deadline)) return true;
+        waiter.replyTo.tell({ ok: false, error: timeout('a leadership transfer') });
+        return false;
+      });
+    }
+
+    /** Moves each membership request along: add as learner, promote once caught up, answer once applied. */
+    function settleMembershipWaiters(): void {
+      if (membershipWaiters.length === 0) return;
+      const applied = state.membershipIndex <= kvApplied;
+      for (let i = membershipWaiters.length - 1; i >= 0; i--) {
+        const waiter = membershipWaiters[i] as MembershipWaiter;
+        const m = state.membership;
+        const done =
+          waiter.kind === 'add'
+            ? m.voters.includes(waiter.id)
+            : !m.voters.includes(waiter.id) && !m.learners.includes(waiter.id);
+        if (done && applied) {
+          membershipWaiters.splice(i, 1);
+          waiter.replyTo.tell({ ok: true, membership: m });
+          continue;
+        }
+        if (done || state.role !== 'leader') continue;
+        if (waiter.kind === 'remove') {
+          step_(proposeMembershipChange(state, { type: 'remove', id: waiter.id }));
+        } else if (m.learners.includes(waiter.id)) {
+          if (isCaughtUp(state, waiter.id))
+            step_(proposeMembershipChange(state, { type: 'promote', id: waiter.id }));
+        } else {
+          const outcome = proposeMembershipChange(state, {
+            type: 'add-learner',
+            id: waiter.id,
+            addresses: waiter.addresses,
+          });
+          if (outcome.type === 'rejected' && !outcome.retryable) {
+            membershipWaiters.splice(i, 1);
+            waiter.replyTo.tell({ ok: false, error: failure('INVALID_REQUEST', outcome.reason) });
+            continue;
+          }
+          step_(outcome);
+        }
+      }
+    }
+
+    function notLeader<T>(replyTo: ActorRef<T>, what: string): void {
+      const hint = state.leaderId;
+      (replyTo as ActorRef<{ ok: false; error: RaftMemberError; leaderHint?: NodeId | undefined }>).tell({
+        ok: false,
+        error: failure(
+          'NOT_LEADER',
+          `raft member ${props.id} is not the leader (leader: ${hint ?? 'unknown'}); send ${what} there`,
+        ),
+        leaderHint: hint,
+      });
+    }
+
+    function status(): RaftStatusReply {
+      return {
+        id: props.id,
+        role: state.role,
+        term: state.term,
+        leaderId: state.leaderId,
+        commitIndex: state.commitIndex,
+        appliedIndex: kvApplied,
+        lastIndex: lastIndex(state.log),
+        snapshotIndex: state.log.snapshotIndex,
+        membership: state.membership,
+      };
+    }
+
+    // Rebuild the state machine from the committed log after the snapshot.
+    applyEntries(entries.slice(0, Math.max(0, state.commitIndex - snapshotIndex)));
+    announceMembership();
     timers.startTimerWithFixedDelay(TICK_KEY, { type: 'raft-member:tick' }, tickMs);
 
     return Behaviors.receive<RaftMemberMessage>((_ctx, message) => {
       switch (message.type) {
         case 'raft-member:tick': {
-          const result = tick(state);
-          state = result.state;
-          enqueue(result.effects);
+          step_({ type: 'accepted', ...tick(state) });
+          settleMembershipWaiters();
+          expireWaits(Date.now());
           return Behaviors.same;
         }
         case 'raft': {
           if (message.message.to !== props.id) return Behaviors.unhandled;
-          const result = step(state, message.message);
-          state = result.state;
-          enqueue(result.effects);
+          step_({ type: 'accepted', ...step(state, message.message) });
           return Behaviors.same;
         }
         case 'raft-member:persisted': {
@@ -345,6 +791,21 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
           const batch = batches.find((b) => b.id === message.batch);
           if (batch !== undefined) batch.waiting--;
           drain();
+          return Behaviors.same;
+        }
+        case 'raft-member:snapshot-saved': {
+          if (!message.outcome.ok) throw message.outcome.error;
+          savingSnapshot = false;
+          ctx.log.debug('raft: snapshot saved', { index: message.index });
+          return Behaviors.same;
+        }
+        case 'raft-member:subscriber-gone': {
+          const gone = watches.get(message.watchId)?.subscriber;
+          for (const [watchId, watch] of watches) {
+            if (watch.subscriber !== gone) continue;
+            kv.cancelWatch(watchId);
+            watches.delete(watchId);
+          }
           return Behaviors.same;
         }
         case 'propose': {
@@ -370,14 +831,14 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
           }
           const result = propose(state, data);
           if (result.type === 'not-leader') {
-            const leader = result.leaderHint ?? 'unknown';
+            notLeader(replyTo, 'the proposal');
+            return Behaviors.same;
+          }
+          if (result.type === 'rejected') {
             replyTo.tell({
               ok: false,
-              error: {
-                code: 'NOT_LEADER',
-                message: `raft member ${props.id} is not the leader; leader is ${leader}: send the proposal there`,
-              },
-              leaderHint: result.leaderHint,
+              error: failure('UNAVAILABLE', `${result.reason}; retry shortly`),
+              leaderHint: state.transferee,
             });
             return Behaviors.same;
           }
@@ -395,29 +856,130 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             message.replyTo.tell({ ok: false, error: errorOf(error) });
             return Behaviors.same;
           }
-          message.replyTo.tell({
-            ok: true,
-            kv: found,
-            revision: kv.revision,
-            appliedIndex: state.appliedIndex,
+          message.replyTo.tell({ ok: true, kv: found, revision: kv.revision, appliedIndex: kvApplied });
+          return Behaviors.same;
+        }
+        case 'query': {
+          if (message.consistency === 'serializable') {
+            serveQuery(message);
+            return Behaviors.same;
+          }
+          if (state.role !== 'leader') {
+            notLeader(message.replyTo, 'linearizable reads');
+            return Behaviors.same;
+          }
+          if (nextReads.length >= maxPending) {
+            message.replyTo.tell({
+              ok: false,
+              error: failure(
+                'UNAVAILABLE',
+                `raft member ${props.id} has ${maxPending} reads waiting; retry later`,
+              ),
+            });
+            return Behaviors.same;
+          }
+          nextReads.push({ request: message, deadline: Date.now() + waitMs });
+          startReadRound();
+          return Behaviors.same;
+        }
+        case 'watch': {
+          const { subscriber } = message;
+          let started: { watchId: number; history: readonly KvEvent[]; revision: number };
+          try {
+            let watchId = -1;
+            started = kv.watch(message.prefix, {
+              fromRevision: message.fromRevision,
+              ...(message.prevKv === undefined ? {} : { prevKv: message.prevKv }),
+              onEvents: (events) => subscriber.tell({ type: 'watch-events', watchId, events }),
+            });
+            watchId = started.watchId;
+          } catch (error) {
+            if (!(error instanceof CloudlessError)) throw error;
+            subscriber.tell({ type: 'watch-ended', watchId: -1, error: errorOf(error) });
+            return Behaviors.same;
+          }
+          watches.set(started.watchId, { watchId: started.watchId, subscriber });
+          ctx.watchWith(subscriber, { type: 'raft-member:subscriber-gone', watchId: started.watchId });
+          subscriber.tell({
+            type: 'watch-started',
+            watchId: started.watchId,
+            revision: started.revision,
+            history: started.history,
           });
           return Behaviors.same;
         }
-        case 'status':
-          message.replyTo.tell({
-            id: props.id,
-            role: state.role,
-            term: state.term,
-            leaderId: state.leaderId,
-            commitIndex: state.commitIndex,
-            lastIndex: state.log.length === 0 ? 0 : (state.log[state.log.length - 1] as LogEntry).index,
+        case 'cancel-watch': {
+          if (watches.delete(message.watchId)) kv.cancelWatch(message.watchId);
+          return Behaviors.same;
+        }
+        case 'add-member':
+        case 'remove-member': {
+          if (state.role !== 'leader') {
+            notLeader(message.replyTo, 'membership changes');
+            return Behaviors.same;
+          }
+          if (membershipWaiters.length >= 16) {
+            message.replyTo.tell({
+              ok: false,
+              error: failure('UNAVAILABLE', 'too many membership changes waiting; retry later'),
+            });
+            return Behaviors.same;
+          }
+          membershipWaiters.push({
+            kind: message.type === 'add-member' ? 'add' : 'remove',
+            id: message.id,
+            addresses: message.type === 'add-member' ? message.addresses : [],
+            replyTo: message.replyTo,
+            deadline: Date.now() + waitMs * 6,
           });
+          settleMembershipWaiters();
+          return Behaviors.same;
+        }
+        case 'transfer-leadership': {
+          if (state.role !== 'leader') {
+            notLeader(message.replyTo, 'the transfer request');
+            return Behaviors.same;
+          }
+          const target =
+            message.to ??
+            state.membership.voters
+              .filter((id) => id !== props.id)
+              .sort((a, b) => (state.progress[b]?.match ?? 0) - (state.progress[a]?.match ?? 0))[0];
+          if (target === undefined) {
+            message.replyTo.tell({
+              ok: false,
+              error: failure('INVALID_REQUEST', 'there is no other voter to hand leadership to'),
+            });
+            return Behaviors.same;
+          }
+          const outcome = transferLeadership(state, target);
+          if (outcome.type === 'rejected') {
+            message.replyTo.tell({ ok: false, error: failure('INVALID_REQUEST', outcome.reason) });
+            return Behaviors.same;
+          }
+          if (target === props.id) {
+            message.replyTo.tell({ ok: true, leaderId: props.id });
+            return Behaviors.same;
+          }
+          transferWaiters.push({ replyTo: message.replyTo, deadline: Date.now() + waitMs });
+          step_(outcome);
+          return Behaviors.same;
+        }
+        case 'status':
+          message.replyTo.tell(status());
           return Behaviors.same;
         case 'raft-member:opened':
           return Behaviors.unhandled;
       }
     }).receiveSignal((_ctx, signal: Signal) => {
       if (signal.type !== 'PostStop' && signal.type !== 'PreRestart') return Behaviors.same;
+      for (const watch of watches.values()) {
+        watch.subscriber.tell({
+          type: 'watch-ended',
+          watchId: watch.watchId,
+          error: failure('UNAVAILABLE', `raft member ${props.id} stopped; watch again`),
+        });
+      }
       const closing = closeLogged(ctx, store.close());
       return signal.type === 'PostStop' ? closing : Behaviors.same;
     });
