@@ -49,6 +49,7 @@ export {
   hardStateOf,
   heldEntries,
   isCaughtUp,
+  persisted,
   propose,
   proposeMembershipChange,
   readIndex,
@@ -86,6 +87,7 @@ export {
   raftMember,
 } from './raft-member.ts';
 export { assertRoleTransition, roleTransitions } from './raft-roles.ts';
+export type { RaftSnapshot } from './raft-snapshot-file.ts';
 export type {
   AppendEntries,
   AppendEntriesResponse,

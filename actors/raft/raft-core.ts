@@ -136,6 +136,7 @@ export function restartRaft(
     membershipIndex: index,
     snapshotMembership: snapshot?.membership,
     commitIndex: commit,
+    persistedIndex: lastIndex(log),
     appliedIndex: log.snapshotIndex,
     electionElapsed: 0,
     heartbeatElapsed: 0,
@@ -191,8 +192,10 @@ function run(state: RaftState, body: (d: Draft, p: Pending) => void): RaftResult
 
 function finish(before: RaftState, d: Draft, p: Pending): RaftResult {
   const effects: RaftEffect[] = [];
-  const hardChanged =
-    before.term !== d.term || before.votedFor !== d.votedFor || before.commitIndex !== d.commitIndex;
+  // The commit index rides along whenever the hard state is written, but a change of it alone
+  // does not cost a write: it is volatile in Raft (a restarted member learns it again from the
+  // leader), and writing it on every commit would add a durable file replacement to every flush.
+  const hardChanged = before.term !== d.term || before.votedFor !== d.votedFor;
   const entries = Number.isFinite(p.dirtyFrom) ? entriesBetween(d.log, p.dirtyFrom, lastIndex(d.log)) : [];
   if (hardChanged || entries.length > 0 || p.installed !== undefined) {
     effects.push({
@@ -374,6 +377,7 @@ function appendToLog(d: Draft, p: Pending, entries: readonly LogEntry[]): void {
     );
   }
   d.log = appendEntries(d.log, entries);
+  d.persistedIndex = Math.min(d.persistedIndex, first.index - 1);
   p.dirtyFrom = Math.min(p.dirtyFrom, first.index);
   refreshMembership(d, first.index);
 }
@@ -496,7 +500,7 @@ function broadcastHeartbeat(d: Draft, p: Pending): void {
  */
 function maybeCommit(d: Draft, p: Pending): boolean {
   const matches = votersBesidesSelf(d).map((id) => d.progress[id]?.match ?? 0);
-  if (isVoter(d, d.config.id)) matches.push(lastIndex(d.log));
+  if (isVoter(d, d.config.id)) matches.push(d.persistedIndex);
   matches.sort((a, b) => b - a);
   const candidate = matches[quorum(d) - 1] ?? 0;
   if (candidate > d.commitIndex && termAt(d.log, candidate) === d.term) {
@@ -597,6 +601,7 @@ function handleInstallSnapshot(d: Draft, p: Pending, m: InstallSnapshot): void {
     throw new RaftInvariantError(`install-snapshot from ${m.from} at index ${meta.index} carries no data`);
   }
   d.log = restoreLog(d.log, meta.index, meta.term);
+  d.persistedIndex = Math.max(meta.index, Math.min(d.persistedIndex, lastIndex(d.log)));
   d.snapshotMembership = meta.membership;
   d.commitIndex = meta.index;
   d.appliedIndex = meta.index;
@@ -899,6 +904,20 @@ export function proposeMembershipChange(state: RaftState, change: MembershipChan
   const membership = changedMembership(state.membership, change);
   if (typeof membership === 'string') return { type: 'rejected', reason: membership, retryable: false };
   return proposeEntry(state, 'config', { change, membership } satisfies ConfigEntryData);
+}
+
+/**
+ * The shell's report that a `persist` effect whose last entry is `index` of `term` is on stable
+ * storage. Ignored if the log has since been truncated below it or rewritten there.
+ */
+export function persisted(state: RaftState, index: number, term: number): RaftResult {
+  if (index <= state.persistedIndex || termAt(state.log, index) !== term || index > lastIndex(state.log)) {
+    return { state, effects: [] };
+  }
+  return run(state, (d, p) => {
+    d.persistedIndex = index;
+    if (d.role === 'leader') maybeCommit(d, p);
+  });
 }
 
 /** Whether the learner (or voter) `id` holds everything the leader has committed. */

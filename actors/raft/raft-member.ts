@@ -30,6 +30,7 @@ import {
   type CoreOutcome,
   compact,
   isCaughtUp,
+  persisted,
   propose,
   proposeMembershipChange,
   readIndex,
@@ -215,7 +216,13 @@ type RaftMemberInternal =
       readonly outcome: PipeOutcome<OpenedStore>;
     }
   | { readonly type: 'raft-member:tick' }
-  | { readonly type: 'raft-member:persisted'; readonly batch: number; readonly outcome: PipeOutcome<void> }
+  | {
+      readonly type: 'raft-member:persisted';
+      readonly batch: number;
+      /** The last entry the persist wrote, reported to the core once durable. */
+      readonly last: { readonly index: number; readonly term: number } | undefined;
+      readonly outcome: PipeOutcome<void>;
+    }
   | {
       readonly type: 'raft-member:snapshot-saved';
       readonly index: number;
@@ -290,6 +297,13 @@ interface Batch {
 }
 
 const TICK_KEY = 'raft-member:tick';
+
+/** Messages only a leader sends; see `enqueue`. */
+const leaderMessages: ReadonlySet<RaftMessage['type']> = new Set([
+  'append-entries',
+  'install-snapshot',
+  'timeout-now',
+]);
 
 function errorOf(error: unknown): RaftMemberError {
   if (error instanceof CloudlessError) return { code: error.code, message: error.message };
@@ -532,15 +546,26 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
       latestSnapshot = installed;
     }
 
-    function enqueue(effects: readonly RaftEffect[]): void {
-      if (effects.length === 0) return;
+    function enqueue(all: readonly RaftEffect[]): void {
+      if (all.length === 0) return;
+      // A leader's replication messages need not wait for its own write (thesis §10.2.1): the core
+      // counts the leader's copy only once `persisted` reports it. Sending them at once, in the
+      // order made, keeps each follower's stream in order too.
+      const effects: RaftEffect[] = [];
+      for (const effect of all) {
+        if (effect.type === 'send' && leaderMessages.has(effect.message.type)) sendRaft(effect.message);
+        else effects.push(effect);
+      }
       const batch: Batch = { id: nextBatch++, effects, waiting: 0 };
       for (const effect of effects) {
         if (effect.type !== 'persist') continue;
         batch.waiting++;
+        const lastEntry = effect.entries?.at(-1);
+        const last = lastEntry === undefined ? undefined : { index: lastEntry.index, term: lastEntry.term };
         ctx.pipeToSelf(store.persist(effect), (outcome) => ({
           type: 'raft-member:persisted',
           batch: batch.id,
+          last,
           outcome,
         }));
       }
@@ -791,6 +816,9 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
           const batch = batches.find((b) => b.id === message.batch);
           if (batch !== undefined) batch.waiting--;
           drain();
+          if (message.last !== undefined) {
+            step_({ type: 'accepted', ...persisted(state, message.last.index, message.last.term) });
+          }
           return Behaviors.same;
         }
         case 'raft-member:snapshot-saved': {

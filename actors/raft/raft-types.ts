@@ -237,6 +237,12 @@ export interface RaftState {
   /** The membership as of the snapshot (undefined when there is none). */
   readonly snapshotMembership: Membership | undefined;
   readonly commitIndex: number;
+  /**
+   * The last index known to be on this member's stable storage (the shell reports it with
+   * `persisted`). A leader counts itself towards a quorum only up to here, which lets it send
+   * entries to followers while its own write is still in flight (thesis §10.2.1).
+   */
+  readonly persistedIndex: number;
   readonly appliedIndex: number;
   readonly electionElapsed: number;
   readonly heartbeatElapsed: number;

@@ -14,6 +14,7 @@ import {
   compact,
   isCaughtUp,
   type MembershipChange,
+  persisted,
   propose,
   proposeMembershipChange,
   readIndex,
@@ -250,6 +251,17 @@ export class RaftCluster {
   }
 
   private perform(m: SimMember, effects: readonly RaftEffect[]): void {
+    this.performInOrder(m, effects);
+    // The write is durable once performed here; a real shell reports it when its fsync resolves.
+    const last = effects.flatMap((e) => (e.type === 'persist' ? (e.entries ?? []) : [])).at(-1);
+    if (last !== undefined && m.core !== undefined) {
+      const r = persisted(m.core, last.index, last.term);
+      m.core = r.state;
+      this.perform(m, r.effects);
+    }
+  }
+
+  private performInOrder(m: SimMember, effects: readonly RaftEffect[]): void {
     let stage = 0;
     const order = { persist: 0, send: 1, restore: 2, apply: 3, 'read-ready': 4, 'role-change': 4 } as const;
     for (const effect of effects) {

@@ -4,6 +4,7 @@ import {
   heldEntries,
   type LogEntry,
   type NodeId,
+  persisted,
   propose,
   type RaftConfig,
   type RaftEffect,
@@ -60,12 +61,19 @@ class Harness {
     return c;
   }
 
-  perform(effects: readonly RaftEffect[]): void {
+  /** Sends go on the queue; a persist counts as durable at once (the shell reports it with `persisted`). */
+  perform(id: NodeId, effects: readonly RaftEffect[]): void {
     for (const e of effects) {
       if (e.type === 'send') {
         this.sent.push(e.message);
         if (!this.drop(e.message)) this.queue.push(e.message);
       }
+    }
+    const last = effects.flatMap((e) => (e.type === 'persist' ? (e.entries ?? []) : [])).at(-1);
+    if (last !== undefined) {
+      const r = persisted(this.core(id), last.index, last.term);
+      this.cores.set(id, r.state);
+      this.perform(id, r.effects);
     }
   }
 
@@ -75,7 +83,7 @@ class Harness {
       if (m === undefined) return;
       const r = step(this.core(m.to), m);
       this.cores.set(m.to, r.state);
-      this.perform(r.effects);
+      this.perform(m.to, r.effects);
     }
     throw new Error('messages did not settle');
   }
@@ -83,7 +91,7 @@ class Harness {
   tick(id: NodeId): void {
     const r = tick(this.core(id));
     this.cores.set(id, r.state);
-    this.perform(r.effects);
+    this.perform(id, r.effects);
   }
 
   /** Ticks `id` alone until it wins an election. */
@@ -99,7 +107,7 @@ class Harness {
     const r = propose(this.core(id), data);
     if (r.type !== 'accepted') throw new Error(`${id} is not the leader`);
     this.cores.set(id, r.state);
-    this.perform(r.effects);
+    this.perform(id, r.effects);
   }
 }
 
@@ -166,7 +174,10 @@ describe('raft core', () => {
     expect(state.role).to.equal('leader');
     const r = propose(state, 'x');
     if (r.type !== 'accepted') throw new Error('not leader');
-    expect(r.effects.map((e) => e.type)).to.deep.equal(['persist', 'apply']);
+    // A leader counts its own copy only once the shell reports it durable.
+    expect(r.effects.map((e) => e.type)).to.deep.equal(['persist']);
+    const durable = persisted(r.state, r.index, r.term);
+    expect(durable.effects.map((e) => e.type)).to.deep.equal(['apply']);
     const rank = { persist: 0, send: 1, apply: 2, 'role-change': 3 } as const;
     const ranks = order.map((t) => rank[t as keyof typeof rank]);
     expect(ranks).to.deep.equal([...ranks].sort((a, b) => a - b));
