@@ -1,4 +1,4 @@
-import { InvalidRequestError, NotFoundError, UnavailableError } from '../../runtime/errors.ts';
+import { DataCorruptError, InvalidRequestError, NotFoundError, UnavailableError } from '../../runtime/errors.ts';
 
 /**
  * Errors of the replicated key-value store. runtime/errors.ts has a closed set of codes, so each
@@ -56,7 +56,7 @@ export class KvCompactedError extends NotFoundError {
 }
 
 /** Snapshot bytes failed the format, version, checksum or shape check; they must not be used. */
-export class KvSnapshotCorruptError extends InvalidRequestError {
+export class KvSnapshotCorruptError extends DataCorruptError {
   readonly reason: KvErrorReason = 'snapshot-corrupt';
   constructor(message: string, options?: { cause?: unknown }) {
     super(`kv store snapshot rejected: ${message}`, options);
