@@ -4,7 +4,8 @@
  * ```
  *  0  u8   magic 0xCB
  *  1  u8   format version (1)
- *  2  u8   entry type: 1 command, 2 noop
+ *  2  u8   entry type: 1 command, 2 noop, 3 config (a reader that predates a type refuses it
+ *           as damage rather than misreading it, so a new type needs no new format version)
  *  3  u8   flags: bit 0 = has data
  *  4  u32  payload length in bytes
  *  8  u64  term
@@ -20,6 +21,9 @@ import type { LogEntry } from './raft-types.ts';
 
 export const RECORD_MAGIC = 0xcb;
 export const RECORD_VERSION = 1;
+
+const entryTypeCodes: Readonly<Record<LogEntry['type'], number>> = { command: 1, noop: 2, config: 3 };
+const entryTypesByCode: Readonly<Record<number, LogEntry['type']>> = { 1: 'command', 2: 'noop', 3: 'config' };
 export const RECORD_HEADER_BYTES = 32;
 
 const packr = new Packr({ useRecords: false });
@@ -30,7 +34,7 @@ export function encodeRecord(entry: LogEntry): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + length);
   out[0] = RECORD_MAGIC;
   out[1] = RECORD_VERSION;
-  out[2] = entry.type === 'noop' ? 2 : 1;
+  out[2] = entryTypeCodes[entry.type];
   out[3] = payload === undefined ? 0 : 1;
   out.writeUInt32LE(length, 4);
   out.writeBigUInt64LE(BigInt(entry.term), 8);
@@ -71,7 +75,8 @@ export function decodeRecord(buf: Buffer, offset: number, maxRecordBytes: number
   const type = buf[offset + 2];
   const flags = buf[offset + 3] as number;
   const length = buf.readUInt32LE(offset + 4);
-  if ((type !== 1 && type !== 2) || flags > 1 || length > maxRecordBytes || (flags === 0 && length > 0)) {
+  const entryType = type === undefined ? undefined : entryTypesByCode[type];
+  if (entryType === undefined || flags > 1 || length > maxRecordBytes || (flags === 0 && length > 0)) {
     return { ok: false, problem: `invalid header fields at byte ${offset}`, incomplete: false };
   }
   const end = offset + RECORD_HEADER_BYTES + length;
@@ -84,7 +89,7 @@ export function decodeRecord(buf: Buffer, offset: number, maxRecordBytes: number
   const index = Number(buf.readBigUInt64LE(offset + 16));
   let entry: LogEntry;
   try {
-    const base = { type: type === 2 ? ('noop' as const) : ('command' as const), term, index };
+    const base = { type: entryType, term, index };
     entry =
       flags === 1 ? { ...base, data: packr.unpack(buf.subarray(offset + RECORD_HEADER_BYTES, end)) } : base;
   } catch (error) {
