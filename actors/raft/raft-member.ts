@@ -52,6 +52,7 @@ import type {
   RaftState,
   SnapshotMeta,
 } from './raft-types.ts';
+import { chunkSnapshot, type RaftSnapshotChunk, SnapshotAssembler } from './snapshot-chunks.ts';
 
 /** An error as it travels in a reply: `{ code, message }`, rebuilt as the same class by a client. */
 export interface RaftMemberError {
@@ -237,6 +238,7 @@ interface OpenedStore {
 
 export type RaftMemberMessage =
   | RaftPeerMessage
+  | RaftSnapshotChunk
   | RaftProposeRequest
   | RaftReadRequest
   | RaftQueryRequest
@@ -269,6 +271,10 @@ export interface RaftMemberProps {
   readonly onMembership?: (membership: Membership) => void;
   /** Applied entries between snapshots (log compaction); default 10,000. */
   readonly snapshotEvery?: number;
+  /** A snapshot sent to a follower travels in chunks of at most this size; default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Largest snapshot accepted from a leader; default 1 GiB. */
+  readonly maxSnapshotBytes?: number;
   readonly dataDir: string;
   /** Milliseconds per core tick (default 20). */
   readonly tickMs?: number;
@@ -340,6 +346,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
   const tickMs = props.tickMs ?? 20;
   const maxPending = props.maxPendingProposals ?? 1024;
   const snapshotEvery = props.snapshotEvery ?? 10_000;
+  const chunkBytes = props.snapshotChunkBytes ?? 1024 * 1024;
   const waitMs = DEFAULT_WAIT_MS;
   const fixedPeers = props.members;
   const peerRef =
@@ -459,6 +466,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
       readonly deadline: number;
     }[] = [];
     const watches = new Map<number, OpenWatch>();
+    const assembler = new SnapshotAssembler(props.maxSnapshotBytes ?? 1024 * 1024 * 1024);
     let announced: Membership | undefined;
     let role: RaftRole = 'follower';
 
@@ -580,7 +588,13 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
           ctx.log.warn('raft: no snapshot to send', { to: message.to, index: message.snapshot.index });
           return;
         }
-        out = { ...message, data: latestSnapshot.data };
+        const whole = { ...message, data: latestSnapshot.data };
+        if (whole.data.length > chunkBytes) {
+          const peer = peerRef(message.to);
+          for (const chunk of chunkSnapshot(whole, chunkBytes)) peer?.tell(chunk);
+          return;
+        }
+        out = whole;
       }
       peerRef(message.to)?.tell({ type: 'raft', message: out });
     }
@@ -809,6 +823,22 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
         case 'raft': {
           if (message.message.to !== props.id) return Behaviors.unhandled;
           step_({ type: 'accepted', ...step(state, message.message) });
+          return Behaviors.same;
+        }
+        case 'raft-snapshot-chunk': {
+          if (message.message.to !== props.id) return Behaviors.unhandled;
+          let whole: RaftMessage | undefined;
+          try {
+            whole = assembler.add(message);
+          } catch (error) {
+            if (!(error instanceof CloudlessError)) throw error;
+            ctx.log.warn('raft: snapshot chunk refused', {
+              from: message.message.from,
+              reason: error.message,
+            });
+            return Behaviors.same;
+          }
+          if (whole !== undefined) step_({ type: 'accepted', ...step(state, whole) });
           return Behaviors.same;
         }
         case 'raft-member:persisted': {

@@ -249,7 +249,8 @@ describe('raft member: membership, reads, watches, transfer and snapshots', func
   });
 
   it('compacts its log into snapshots, restarts from one, and catches up a new member by InstallSnapshot', async () => {
-    const m1 = await members.spawn('m1', { snapshotEvery: 20 });
+    // Small chunks, so the snapshot travels in many pieces, as a large one would.
+    const m1 = await members.spawn('m1', { snapshotEvery: 20, snapshotChunkBytes: 256 });
     await leaderOf(members, ['m1']);
     for (let i = 0; i < 60; i++) expect((await put(m1, `k/${i}`, `v${i}`)).ok).to.equal(true);
     const s1 = await status(m1);
