@@ -1,11 +1,16 @@
 /**
- * The `cloudless` command. `start` runs a node; until the mesh and the control plane land it
- * runs the node's local actor system and says so. `peer` holds the peer tools (peer-commands.ts).
+ * The `cloudless` command. `start` runs a node: its actor system on the mesh and, with the
+ * coordinator role, the Raft member and the KV front door (actors/raft/coordinator.ts). `peer`
+ * holds the peer tools (peer-commands.ts), `kv` the store's client commands (kv-commands.ts),
+ * `status` the Raft group as one coordinator sees it (status-command.ts).
  */
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Coordinator, raftMemberPath, startCoordinator } from '../actors/raft/coordinator.ts';
+import { kvServicePath } from '../actors/raft/kv-service-protocol.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
+import { removeStaleTempFiles, writeFileDurably } from '../runtime/durable-file.ts';
 import { CloudlessError, InvalidRequestError } from '../runtime/errors.ts';
 import {
   type ConfigLayer,
@@ -17,12 +22,16 @@ import {
 import { MeshTransport } from '../transport/mesh-transport.ts';
 import { loadOrCreateIdentity } from '../transport/node-identity.ts';
 import { actorProtocol } from '../transport/peer-link.ts';
+import { kvCommand, nodeFileName } from './kv-commands.ts';
 import { peerCommand } from './peer-commands.ts';
+import { statusCommand } from './status-command.ts';
 
 const usage = `Usage: cloudless <command> [options]
 
 Commands:
   start      run a node in this process until interrupted (Ctrl-C or SIGTERM)
+  kv         the replicated key-value store: get, put, del, ls, watch ('cloudless kv help')
+  status     the Raft group as a coordinator sees it: leader, term, indexes, members
   peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
   version    print the version
   help       print this help
@@ -38,9 +47,15 @@ Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
   --worker-threads <n>    threads of the 'worker' dispatcher (0: none) [CLOUDLESS_WORKER_THREADS, default cores-1]
   --compute-modules <l>   comma-separated modules of defineComputeTask exports
                                                                     [CLOUDLESS_COMPUTE_MODULES]
+  --join <multiaddr>      coordinators: a member of an existing group to ask for admission,
+                          ending in /p2p/<PeerId>; without it a new node starts a one-member
+                          group (a node with Raft state in <data-dir>/raft restarts from it)
+                                                                    [CLOUDLESS_JOIN]
 
 The node id is the PeerId of the Ed25519 key in <data-dir>/identity.key, created on first start
-(mode 0600; a start refuses a key file that group or others can access).
+(mode 0600; a start refuses a key file that group or others can access). Once listening, start
+writes <data-dir>/${nodeFileName} (PeerId, addresses, pid) so that 'cloudless kv' and 'cloudless status'
+find the node; a clean stop removes it.
 `;
 
 export interface CliIo {
@@ -90,6 +105,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       'worker-threads': { type: 'string' },
       'compute-modules': { type: 'string' },
       listen: { type: 'string' },
+      join: { type: 'string' },
     },
   });
   const layers: { source: string; values: ConfigLayer }[] = [];
@@ -107,6 +123,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       workerThreads: values['worker-threads'],
       computeModules: values['compute-modules'],
       listen: values.listen,
+      join: values.join,
     },
   });
   rejectConfiguredNodeId(layers);
@@ -148,6 +165,21 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       { cause: error },
     );
   }
+  let coordinator: Coordinator | undefined;
+  const nodeFile = path.join(config.dataDir, nodeFileName);
+  try {
+    if (config.roles.includes('coordinator')) {
+      coordinator = await startCoordinator({ system, mesh }, { dataDir: config.dataDir, join: config.join });
+    }
+    await removeStaleTempFiles(nodeFile);
+    const record = { version: 1, peerId: nodeId, addresses: mesh.multiaddrs, pid: process.pid };
+    await writeFileDurably(nodeFile, `${JSON.stringify(record)}\n`);
+  } catch (error) {
+    await coordinator?.stop();
+    await system.stop();
+    await mesh.stop();
+    throw error;
+  }
   system.log.info('node started', {
     dataDir: config.dataDir,
     roles: config.roles,
@@ -168,13 +200,35 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   io.out(
     `  running: the actor system (kernel, OTP supervision, receptionist${threads}, compute pool on demand) on the libp2p mesh (${actorProtocol})`,
   );
-  io.out(
-    `  not yet: Raft control plane, scheduler, node agent, object store; roles ${config.roles.join(',')} are accepted but have nothing to run`,
-  );
+  if (coordinator !== undefined) {
+    const group = coordinator.bootstrapped
+      ? 'started a new one-member group'
+      : config.join === undefined
+        ? `restarted from ${path.join(config.dataDir, 'raft')}`
+        : `joining via ${config.join} (retrying until a member answers)`;
+    io.out(`  coordinator: Raft member ${raftMemberPath}, KV front door ${kvServicePath}; ${group}`);
+    void coordinator.joined?.then(
+      (membership) =>
+        io.out(
+          `cloudless: joined the group via ${config.join} (${membership.voters.length} voter(s), ${membership.learners.length} learner(s))`,
+        ),
+      () => undefined,
+    );
+  }
+  const idle = config.roles.filter((role) => role !== 'coordinator');
+  if (idle.length > 0) {
+    io.out(
+      `  not yet: scheduler, node agent, object store; roles ${idle.join(',')} are accepted but have nothing to run`,
+    );
+  }
+  io.out(`  local commands find this node through ${nodeFile}`);
   io.out('  stop with Ctrl-C');
   const signal = await io.stopRequested;
   io.out(`cloudless: ${signal} received, stopping`);
-  // Actors first, while the mesh still carries their goodbyes (remote stops, death notices).
+  // The coordinator first (it stops joining and dialing), then the actors, while the mesh still
+  // carries their goodbyes (remote stops, death notices).
+  await coordinator?.stop();
+  await rm(nodeFile, { force: true });
   await system.stop();
   await mesh.stop();
   io.out('cloudless: stopped');
@@ -189,6 +243,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await start(rest, io);
       case 'peer':
         return await peerCommand(rest, io);
+      case 'kv':
+        return await kvCommand(rest, io);
+      case 'status':
+        return await statusCommand(rest, io);
       case 'version':
       case '--version':
         io.out(await packageVersion());
@@ -216,5 +274,5 @@ function exitCodeOf(error: unknown): number {
   return (error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS') === true ? 2 : 1;
 }
 
-/** A peer that does not answer is not bad input. */
-const networkCodes = new Set<string>(['UNAVAILABLE', 'TIMEOUT', 'ABORTED']);
+/** A peer that does not answer, or a group without a leader, is not bad input. */
+const networkCodes = new Set<string>(['UNAVAILABLE', 'TIMEOUT', 'ABORTED', 'NOT_LEADER']);

@@ -12,6 +12,9 @@ import { InvalidRequestError } from './errors.ts';
 export const roles = ['coordinator', 'agent', 'storage'] as const;
 export type Role = (typeof roles)[number];
 
+/** A TCP multiaddr with the PeerId: /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>/p2p/<base58 PeerId>. */
+const joinPattern = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/\d{1,5}\/p2p\/[1-9A-HJ-NP-Za-km-z]{40,128}$/;
+
 const nodeConfigSchema = z
   .object({
     dataDir: z.string().min(1, 'must not be empty'),
@@ -33,6 +36,19 @@ const nodeConfigSchema = z
     listen: z.array(z.string().regex(/^\//, 'a multiaddr starts with /')).min(1).max(16),
     /** How long a peer may be unreachable before its actors count as terminated. */
     unreachableAfterMs: z.number().int().positive(),
+    /**
+     * A member of an existing Raft group to ask for admission (coordinators): its multiaddr with
+     * the PeerId, so the dial can check whom it reaches.
+     */
+    join: z
+      .string()
+      .max(1024, 'must be at most 1024 characters')
+      .regex(
+        joinPattern,
+        "must be a member's TCP multiaddr ending in /p2p/<PeerId>, e.g. /ip4/10.0.0.1/tcp/7000/p2p/12D3KooW…; " +
+          "'cloudless peer id' on that node prints its addresses",
+      )
+      .optional(),
     /** Largest frame the mesh accepts or sends. */
     maxFrameBytes: z
       .number()
@@ -72,6 +88,7 @@ const envNames: Record<keyof NodeConfig, string> = {
   workerThreads: 'CLOUDLESS_WORKER_THREADS',
   computeModules: 'CLOUDLESS_COMPUTE_MODULES',
   listen: 'CLOUDLESS_LISTEN',
+  join: 'CLOUDLESS_JOIN',
   unreachableAfterMs: 'CLOUDLESS_UNREACHABLE_AFTER_MS',
   maxFrameBytes: 'CLOUDLESS_MAX_FRAME_BYTES',
 };

@@ -9,6 +9,22 @@
  */
 
 export {
+  type Coordinator,
+  type CoordinatorComponents,
+  type CoordinatorInit,
+  coordinatorPath,
+  raftMemberPath,
+  startCoordinator,
+} from './coordinator.ts';
+export {
+  type KvCallOptions,
+  KvClient,
+  type KvClientInit,
+  type KvConsistency,
+  type KvWatch,
+  type KvWatchOptions as KvClientWatchOptions,
+} from './kv-client.ts';
+export {
   KvCompactedError,
   type KvErrorReason,
   KvInvalidCommandError,
@@ -16,6 +32,18 @@ export {
   KvStaleCommandError,
   KvTooManyWatchersError,
 } from './kv-errors.ts';
+export { type KvServiceMessage, type KvServiceProps, kvService } from './kv-service.ts';
+export type {
+  KvCommandRequest,
+  KvCommandValue,
+  KvQueryRequest,
+  KvQueryValue,
+  KvServiceError,
+  KvServiceReply,
+  KvServiceRequest,
+} from './kv-service-protocol.ts';
+export { kvServicePath } from './kv-service-protocol.ts';
+export { kvServiceLimits, validateKvServiceRequest } from './kv-service-validate.ts';
 export { kvSnapshotVersion } from './kv-snapshot.ts';
 export { KvStore, type KvStoreInit, type KvWatchOptions, type KvWatchStart } from './kv-store.ts';
 export type {

@@ -1,4 +1,9 @@
-import { DataCorruptError, InvalidRequestError, NotFoundError, UnavailableError } from '../../runtime/errors.ts';
+import {
+  DataCorruptError,
+  InvalidRequestError,
+  NotFoundError,
+  UnavailableError,
+} from '../../runtime/errors.ts';
 
 /**
  * Errors of the replicated key-value store. runtime/errors.ts has a closed set of codes, so each

@@ -207,6 +207,18 @@ describe('raft member: membership, reads, watches, transfer and snapshots', func
     expect(twice.ok).to.equal(true);
   });
 
+  it('adds two members asked for at the same moment, one change at a time', async () => {
+    const m1 = await members.spawn('m1');
+    await leaderOf(members, ['m1']);
+    await members.spawn('m2', { initialVoters: [] });
+    await members.spawn('m3', { initialVoters: [] });
+    const [a, b] = await Promise.all([addMember(m1, 'm2'), addMember(m1, 'm3')]);
+    expect(a.ok, JSON.stringify(a)).to.equal(true);
+    expect(b.ok, JSON.stringify(b)).to.equal(true);
+    const s = await status(m1);
+    expect([...s.membership.voters].sort()).to.deep.equal(['m1', 'm2', 'm3']);
+  });
+
   it('delivers watch history and live events in order, then transfers leadership and removes a member', async () => {
     const m1 = await members.spawn('m1');
     await leaderOf(members, ['m1']);
