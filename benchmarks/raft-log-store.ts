@@ -9,12 +9,13 @@
  * - entries_per_s_64_writers: 64 concurrent single-entry persists at a time (group commit).
  * - baseline fsyncs_per_s: write 64 bytes + fsync on a plain file in the same directory.
  */
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RaftLogStore } from '../actors/raft/raft-log-store.ts';
 import type { LogEntry } from '../actors/raft/raft-types.ts';
 import { best, report } from './bench-harness.ts';
+import { rawFsyncsPerSecond } from './raw-fsync-rate.ts';
 
 const seconds = 2;
 const payload = { op: 'put', key: 'bench/key', value: 'x'.repeat(64) };
@@ -59,30 +60,12 @@ async function measure(batch: number, writers: number): Promise<number> {
   });
 }
 
-async function rawFsyncs(): Promise<number> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cloudless-bench-fsync-'));
-  const handle = await open(path.join(dir, 'f'), 'w');
-  try {
-    const bytes = new Uint8Array(64);
-    let count = 0;
-    const deadline = performance.now() + seconds * 1000;
-    const started = performance.now();
-    while (performance.now() < deadline) {
-      await handle.write(bytes);
-      await handle.sync();
-      count++;
-    }
-    return (count / (performance.now() - started)) * 1000;
-  } finally {
-    await handle.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 const results = {
   appends_per_s_batch_1: await best('appends_per_s_batch_1', () => measure(1, 1)),
   entries_per_s_batch_64: await best('entries_per_s_batch_64', () => measure(64, 1)),
   entries_per_s_64_writers: await best('entries_per_s_64_writers', () => measure(1, 64)),
 };
-const baseline = { fsyncs_per_s: await best('fsyncs_per_s (64-byte write + fsync)', rawFsyncs) };
+const baseline = {
+  fsyncs_per_s: await best('fsyncs_per_s (64-byte write + fsync)', () => rawFsyncsPerSecond(seconds)),
+};
 report({ benchmark: 'raft-log-store', results, baseline });

@@ -79,6 +79,7 @@ export {
   isCaughtUp,
   persisted,
   propose,
+  proposeMany,
   proposeMembershipChange,
   readIndex,
   restartRaft,

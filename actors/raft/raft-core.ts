@@ -856,6 +856,27 @@ export function propose(state: RaftState, data: unknown): ProposeResult {
   return proposeEntry(state, 'command', data);
 }
 
+/**
+ * Appends several commands at once (indexes `index`, `index + 1`, …): one persist and one
+ * AppendEntries per follower for the lot, which is what lets a busy leader keep up. The shell
+ * gathers the proposals that arrive together and proposes them here.
+ */
+export function proposeMany(state: RaftState, data: readonly unknown[]): ProposeResult {
+  const refused = refuseProposal(state);
+  if (refused !== undefined) return refused;
+  const index = lastIndex(state.log) + 1;
+  const result = run(state, (d, p) => {
+    appendToLog(
+      d,
+      p,
+      data.map((item, i) => ({ type: 'command', term: d.term, index: index + i, data: item })),
+    );
+    maybeCommit(d, p);
+    for (const id of peersOf(d)) sendAppend(d, p, id, false);
+  });
+  return { type: 'accepted', state: result.state, effects: result.effects, index, term: state.term };
+}
+
 function changedMembership(m: Membership, change: MembershipChange): Membership | string {
   const known = m.voters.includes(change.id) || m.learners.includes(change.id);
   switch (change.type) {

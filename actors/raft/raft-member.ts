@@ -31,7 +31,7 @@ import {
   compact,
   isCaughtUp,
   persisted,
-  propose,
+  proposeMany,
   proposeMembershipChange,
   readIndex,
   restartRaft,
@@ -217,6 +217,7 @@ type RaftMemberInternal =
       readonly outcome: PipeOutcome<OpenedStore>;
     }
   | { readonly type: 'raft-member:tick' }
+  | { readonly type: 'raft-member:propose-batch' }
   | {
       readonly type: 'raft-member:persisted';
       readonly batch: number;
@@ -454,6 +455,8 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
       { readonly index: number; readonly replyTo: ActorRef<RaftProposeReply> }
     >();
     const batches: Batch[] = [];
+    /** Proposals gathered for the next `proposeMany` (see the `propose` case). */
+    let proposals: { readonly data: CommandData; readonly replyTo: ActorRef<RaftProposeReply> }[] = [];
     /** Linearizable reads: those in the ReadIndex round in flight, and those waiting for the next. */
     let readRound:
       | { readonly id: string; index: number | undefined; readonly reads: WaitingRead[] }
@@ -880,28 +883,48 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             replyTo.tell({ ok: false, error: errorOf(error) });
             return Behaviors.same;
           }
-          if (state.role === 'leader' && pending.size >= maxPending) {
+          if (state.role !== 'leader') {
+            notLeader(replyTo, 'the proposal');
+            return Behaviors.same;
+          }
+          if (pending.size + proposals.length >= maxPending) {
             const error = new UnavailableError(
-              `raft member ${props.id} has ${pending.size} proposals waiting (limit ${maxPending}); retry later`,
+              `raft member ${props.id} has ${pending.size + proposals.length} proposals waiting (limit ${maxPending}); retry later`,
             );
             replyTo.tell({ ok: false, error: errorOf(error), leaderHint: props.id });
             return Behaviors.same;
           }
-          const result = propose(state, data);
-          if (result.type === 'not-leader') {
-            notLeader(replyTo, 'the proposal');
-            return Behaviors.same;
-          }
-          if (result.type === 'rejected') {
-            replyTo.tell({
-              ok: false,
-              error: failure('UNAVAILABLE', `${result.reason}; retry shortly`),
-              leaderHint: state.transferee,
-            });
+          // Proposals that arrive together go to the log together: the batch message queues
+          // behind those already in the mailbox, so it runs once they are all gathered.
+          if (proposals.length === 0) ctx.self.tell({ type: 'raft-member:propose-batch' });
+          proposals.push({ data, replyTo });
+          return Behaviors.same;
+        }
+        case 'raft-member:propose-batch': {
+          const batch = proposals;
+          proposals = [];
+          if (batch.length === 0) return Behaviors.same;
+          const result = proposeMany(
+            state,
+            batch.map((p) => p.data),
+          );
+          if (result.type !== 'accepted') {
+            for (const { replyTo } of batch) {
+              if (result.type === 'not-leader') notLeader(replyTo, 'the proposal');
+              else {
+                replyTo.tell({
+                  ok: false,
+                  error: failure('UNAVAILABLE', `${result.reason}; retry shortly`),
+                  leaderHint: state.transferee,
+                });
+              }
+            }
             return Behaviors.same;
           }
           state = result.state;
-          pending.set(`${result.index}:${result.term}`, { index: result.index, replyTo });
+          batch.forEach(({ replyTo }, i) => {
+            pending.set(`${result.index + i}:${result.term}`, { index: result.index + i, replyTo });
+          });
           enqueue(result.effects);
           return Behaviors.same;
         }
