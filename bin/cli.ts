@@ -19,6 +19,7 @@ import {
   type NodeConfig,
   resolveNodeConfig,
 } from '../runtime/node-config.ts';
+import { installFaultIpc } from '../transport/mesh-fault-ipc.ts';
 import { MeshTransport } from '../transport/mesh-transport.ts';
 import { loadOrCreateIdentity } from '../transport/node-identity.ts';
 import { actorProtocol } from '../transport/peer-link.ts';
@@ -165,6 +166,8 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       { cause: error },
     );
   }
+  // Only when CLOUDLESS_FAULT_INJECTION=1 (chaos runs): the parent may partition this node over IPC.
+  installFaultIpc(mesh);
   let coordinator: Coordinator | undefined;
   const nodeFile = path.join(config.dataDir, nodeFileName);
   try {

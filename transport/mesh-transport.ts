@@ -20,6 +20,7 @@ import { type ActorHost, hostPlacedActor, placeBehavior } from '../runtime/place
 import type { RegisteredBehavior } from '../runtime/registered-behavior.ts';
 import type { Router } from '../runtime/router.ts';
 import type { ThreadSpawner } from '../runtime/worker-threads.ts';
+import { MeshFaults, type MeshFaultsInit, partitionReason } from './mesh-faults.ts';
 import { createMeshNode, type MeshNode } from './mesh-node.ts';
 import type { MsgpackLimits } from './msgpack-limits.ts';
 import { actorProtocol, PeerLink, type PeerLinkOwner, type PeerLinkSettings } from './peer-link.ts';
@@ -72,13 +73,18 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   return value;
 }
 
-function gaterFor(gate: MeshGate | undefined): ConnectionGater | undefined {
-  if (gate === undefined) return undefined;
-  const deny = async (peer: PeerId): Promise<boolean> => !(await gate.admit(peer.toString()));
+/** The gate, and fault injection's partitions once it is enabled (`faults()` is looked up per connection). */
+function gaterFor(gate: MeshGate | undefined, faults: () => MeshFaults | undefined): ConnectionGater {
+  const partitioned = (peer: PeerId): boolean => faults()?.refusesConnection(peer.toString()) === true;
+  const deny = async (peer: PeerId): Promise<boolean> =>
+    partitioned(peer) || (gate !== undefined && !(await gate.admit(peer.toString())));
   return {
     denyDialPeer: deny,
     denyInboundEncryptedConnection: deny,
     denyOutboundEncryptedConnection: deny,
+    // A partition that began while the connection was being upgraded.
+    denyInboundUpgradedConnection: partitioned,
+    denyOutboundUpgradedConnection: partitioned,
   };
 }
 
@@ -97,6 +103,8 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly #random: () => number;
   readonly #maxIdleLinks: number;
   readonly #violations: Counter<string>;
+  /** Fault injection, for test runs only; undefined (and free) unless `enableFaultInjection` was called. */
+  #faults: MeshFaults | undefined = undefined;
   #stopped = false;
 
   private constructor(
@@ -159,10 +167,11 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       dialTimeoutMs: positive('dialTimeoutMs', init.dialTimeoutMs, 5000),
     };
     const maxInboundStreams = positive('maxInboundStreams', init.maxInboundStreams, 4);
+    let started: MeshTransport | undefined;
     const node = await createMeshNode({
       privateKey: init.privateKey,
       listen: init.listen,
-      gater: gaterFor(init.gate),
+      gater: gaterFor(init.gate, () => started?.faults),
       agentVersion: init.agentVersion ?? 'cloudless',
     });
     if (node.peerId.toString() !== system.nodeId) {
@@ -179,6 +188,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       init.random ?? Math.random,
       positive('maxIdleLinks', init.maxIdleLinks, 10_000),
     );
+    started = transport;
     await node.handle(
       actorProtocol,
       (stream: Stream, connection: Connection) => transport.#accept(stream, connection, maxInboundStreams),
@@ -205,6 +215,35 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   /** Addresses other peers can dial, each ending in this node's /p2p/PeerId. */
   get multiaddrs(): string[] {
     return this.node.getMultiaddrs().map(String);
+  }
+
+  /**
+   * Turns fault injection on (for test runs: see mesh-faults.ts) and returns it; the same
+   * instance when it is on already. It stays on until the mesh stops.
+   */
+  enableFaultInjection(init: MeshFaultsInit = {}): MeshFaults {
+    if (this.#faults !== undefined) return this.#faults;
+    if (this.#stopped) throw new UnavailableError('the mesh is stopped; cannot enable fault injection');
+    this.#faults = new MeshFaults(
+      {
+        kernel: this.kernel,
+        disconnect: (peerId) => {
+          const error = new UnavailableError(`connection to ${peerId} cut: ${partitionReason}`);
+          for (const connection of this.node.getConnections()) {
+            if (connection.remotePeer.toString() === peerId) connection.abort(error);
+          }
+        },
+        forward: (to, message) => this.#forward(to, message),
+        healed: (peerId) => this.#links.get(peerId)?.redialNow(),
+      },
+      init,
+    );
+    return this.#faults;
+  }
+
+  /** Fault injection when it is on (test runs only), else undefined. */
+  get faults(): MeshFaults | undefined {
+    return this.#faults;
   }
 
   /** Connects to a peer by address (first contact); resolves with its PeerId. */
@@ -288,6 +327,10 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       this.kernel.deadLetter(to.path, message, 'no-route');
       return false;
     }
+    if (this.#faults !== undefined) {
+      const verdict = this.#faults.intercept(to, message);
+      if (verdict !== undefined) return verdict;
+    }
     // Links are keyed by canonical PeerId strings, so a hit needs no parsing: parsing a PeerId
     // (base58 and multihash decoding) per envelope cost more than everything else on the send path.
     let link = this.#links.get(to.node);
@@ -298,6 +341,22 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
         this.kernel.deadLetter(to.path, message, 'no-route');
         return false;
       }
+    }
+    return link.send(to.path, message);
+  }
+
+  /** An envelope fault injection held back, sent now (past the faults). */
+  #forward(to: ActorAddress, message: unknown): boolean {
+    if (this.#stopped) {
+      this.kernel.deadLetter(to.path, message, 'no-route');
+      return false;
+    }
+    let link: PeerLink;
+    try {
+      link = this.#links.get(to.node) ?? this.#link(peerIdFromString(to.node).toString());
+    } catch {
+      this.kernel.deadLetter(to.path, message, 'no-route');
+      return false;
     }
     return link.send(to.path, message);
   }
@@ -471,6 +530,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#faults?.stop();
     this.#system.attachMesh(undefined);
     await Promise.all([...this.#links.values()].map((link) => link.close()));
     await this.node.stop();

@@ -18,6 +18,7 @@ import type { MessageCodec } from '../runtime/message-codec.ts';
 import { RemotePlacements } from '../runtime/placement.ts';
 import { RemoteWatches } from '../runtime/remote-watches.ts';
 import { FrameDecoder } from './frame-codec.ts';
+import type { MeshFaults } from './mesh-faults.ts';
 import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
 
 export const actorProtocol = '/cloudless/actor/1.0.0';
@@ -41,6 +42,8 @@ export interface PeerLinkOwner {
   readonly kernel: Kernel;
   readonly codec: MessageCodec;
   readonly settings: PeerLinkSettings;
+  /** Fault injection (test runs only); undefined when off. */
+  readonly faults: MeshFaults | undefined;
   dial(peerId: string, signal: AbortSignal): Promise<Stream>;
   onControl(link: PeerLink, message: ControlMessage): void;
   onUnreachable(link: PeerLink, error: Error): void;
@@ -161,6 +164,8 @@ export class PeerLink {
         this.#violation(stream, (error as Error).message);
         return;
       }
+      // Fault injection (test runs only): frames from a peer this node is partitioned from are lost.
+      if (this.#owner.faults?.dropsIncoming(this.peerId, frames.length)) return;
       for (const frame of frames) {
         if (!this.#handleFrame(stream, frame)) return;
       }
@@ -198,6 +203,18 @@ export class PeerLink {
     // Lost the connection: start the clock on unreachability and redial while anything depends on it.
     this.#armUnreachable();
     if (this.#needsConnection()) this.#ensureConnected();
+  }
+
+  /**
+   * A healed fault-injection partition: a link waiting to reconnect, or one that gave the peer up
+   * as unreachable, dials now rather than at its next backoff or its next send.
+   */
+  redialNow(): void {
+    if (this.#reconnectTimer === undefined && !this.unreachable) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#attempt = 0;
+    this.#ensureConnected();
   }
 
   /** The peer's connection closed (libp2p peer:disconnect). */
