@@ -27,6 +27,13 @@ export interface MeshNodeInit {
   /** Shown to peers by identify. */
   agentVersion?: string;
   /**
+   * New inbound connections accepted per second from one IP address; default 100. libp2p's own
+   * default (5) refuses a sixth connection within a second from the same host by resetting it
+   * mid-handshake, which every CLI command, client and node on one machine (or behind one NAT)
+   * shares; the connection gater, not a per-host rate, is what keeps strangers out.
+   */
+  inboundConnectionsPerHostPerSecond?: number;
+  /**
    * Run identify on every new connection (default true). Off for a client that calls
    * `services.identify.identify(connection)` itself: identify allows one outbound stream per
    * connection, so the automatic run would race the explicit one.
@@ -44,6 +51,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: init.gater,
+    connectionManager: {
+      inboundConnectionThreshold: init.inboundConnectionsPerHostPerSecond ?? 100,
+      maxIncomingPendingConnections: 100,
+    },
     nodeInfo: { userAgent: init.agentVersion ?? 'cloudless' },
     services: { identify: identify({ runOnConnectionOpen: init.identifyOnConnect ?? true }), ping: ping() },
   });
