@@ -5,6 +5,7 @@
  * whose outcome the client did not learn (a timeout, an UNAVAILABLE, a dropped connection) is
  * recorded as unknown: it may or may not have taken effect, and the checker allows both.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KvClient } from '../../actors/raft/kv-client.ts';
 import { CloudlessError } from '../../runtime/errors.ts';
 import type { KvModelInput, KvModelOutput, KvOperation } from '../../specs/support/kv-model.ts';
@@ -16,6 +17,13 @@ export interface KvWorkloadInit {
   /** Random source in [0, 1) (seeded by the caller). */
   readonly random: () => number;
   readonly callTimeoutMs: number;
+  /** Pause between a worker's operations; default 0. Bounds the history a checker must search. */
+  readonly thinkMs?: number;
+  /**
+   * Pause after a failed or unknown operation; default 100. Without it a worker whose node is
+   * down spins on calls that fail at once, flooding the history with unknown writes.
+   */
+  readonly failureBackoffMs?: number;
 }
 
 export interface KvWorkloadResult {
@@ -56,9 +64,25 @@ export class KvWorkload {
     return { history: this.#history, acknowledgedWrites: this.#acknowledged, counts: this.#counts };
   }
 
-  /** One more linearizable read of every key (after the faults, to pin down the final state). */
-  async readAll(client: KvClient): Promise<void> {
-    for (const key of this.#init.keys) await this.#record(client, 'final', { type: 'get', key });
+  /**
+   * One more linearizable read of every key (after the faults, to pin down the final state),
+   * recorded in the history. A read that fails is tried again until `deadlineMs` has passed;
+   * resolves with each key's recorded read (absent for a key that could not be read in time).
+   */
+  async readAll(client: KvClient, deadlineMs: number): Promise<Map<string, KvOperation>> {
+    const deadline = performance.now() + deadlineMs;
+    const reads = new Map<string, KvOperation>();
+    for (const key of this.#init.keys) {
+      while (performance.now() < deadline) {
+        const op = await this.#record(client, 'final', { type: 'get', key });
+        if (op !== undefined) {
+          reads.set(key, op);
+          break;
+        }
+        await sleep(this.#init.failureBackoffMs ?? 100);
+      }
+    }
+    return reads;
   }
 
   async #worker(client: KvClient, index: number): Promise<void> {
@@ -78,30 +102,42 @@ export class KvWorkload {
           failure: [{ type: 'get', key }],
         };
       }
-      await this.#record(client, index, input);
+      const op = await this.#record(client, index, input);
+      const failed = op === undefined || op.return === undefined;
+      const pauseMs = failed ? (this.#init.failureBackoffMs ?? 100) : (this.#init.thinkMs ?? 0);
+      if (pauseMs > 0) await sleep(pauseMs);
     }
   }
 
-  async #record(client: KvClient, clientId: string | number, input: KvModelInput): Promise<void> {
+  /** Performs and records one operation; resolves with the recorded entry (undefined: left out). */
+  async #record(
+    client: KvClient,
+    clientId: string | number,
+    input: KvModelInput,
+  ): Promise<KvOperation | undefined> {
     const call = performance.now();
     const timeoutMs = this.#init.callTimeoutMs;
     try {
       const output = await this.#perform(client, input, timeoutMs);
-      this.#history.push({ clientId, input, output, call, return: performance.now() });
+      const op: KvOperation = { clientId, input, output, call, return: performance.now() };
+      this.#history.push(op);
       this.#counts.ok++;
       if (input.type === 'put') this.#acknowledged.push({ key: input.key, value: input.value });
       if (input.type === 'txn' && output.type === 'txn' && output.succeeded) {
         const put = input.success[0];
         if (put?.type === 'put') this.#acknowledged.push({ key: put.key, value: put.value });
       }
+      return op;
     } catch (error) {
       if (definitelyNotApplied(error) || input.type === 'get') {
         // A failed read changed nothing, and a refused write never reached the log: leave it out.
         this.#counts.failed++;
-        return;
+        return undefined;
       }
-      this.#history.push({ clientId, input, output: { type: 'unknown' }, call, return: undefined });
+      const op: KvOperation = { clientId, input, output: { type: 'unknown' }, call, return: undefined };
+      this.#history.push(op);
       this.#counts.unknown++;
+      return op;
     }
   }
 
