@@ -5,10 +5,10 @@
  *
  *   node benchmarks/raft.ts --json
  *
- * - writes_per_s_64_clients, write_p99_ms_64_clients: 64 writers (16 on each of 4 connections, as
- *   etcd's benchmark spreads clients over connections), each putting a 100-byte value to its own
- *   key and waiting for the answer before the next, for `seconds`; the rate and the p99 latency of
- *   the best run.
+ * - writes_per_s_64_clients, write_p99_ms_64_clients: 64 writers sharing one connection (etcd's
+ *   benchmark also defaults to one connection for its clients), each putting a 100-byte value to
+ *   its own key and waiting for the answer before the next, for `seconds`; the best run's rate
+ *   and that same run's p99.
  * - write_p50_ms_1_client: one writer doing the same; the median latency of the best run.
  * - linearizable_reads_per_s: 64 readers doing linearizable gets (ReadIndex on the leader).
  * - baseline fsyncs_per_s: 64-byte write + fsync on a plain file on the same disk.
@@ -26,7 +26,7 @@ import { rawFsyncsPerSecond } from './raw-fsync-rate.ts';
 
 const seconds = 3;
 const value = 'v'.repeat(100);
-const connections = 4;
+const connections = 1;
 const targets = {
   writes_per_s_64_clients: 10_000,
   write_p99_ms_64_clients_max: 50,
@@ -87,12 +87,14 @@ try {
   const leader = nodes.find((n) => n.peerId === leaderId) ?? (nodes[0] as CliNode);
   for (let i = 0; i < connections; i++) clients.push(await KvClient.connect({ address: leader.address }));
 
-  let p99 = Number.POSITIVE_INFINITY;
+  const writeRuns: { rate: number; p99: number }[] = [];
   const writes64 = await best('writes_per_s_64_clients', async () => {
     const run = await drive(clients, 64, (c, w) => c.put(`bench/w${w}`, value));
-    p99 = Math.min(p99, percentile(run.latencies, 0.99));
+    writeRuns.push({ rate: run.rate, p99: percentile(run.latencies, 0.99) });
     return run.rate;
   });
+  // The p99 of the run whose rate is reported; `best` discards its first run as a warm-up.
+  const p99 = writeRuns.slice(1).reduce((a, b) => (b.rate > a.rate ? b : a)).p99;
   progress(`write_p99_ms_64_clients: ${p99.toFixed(2)}`);
   const p50 = await best(
     'write_p50_ms_1_client',
