@@ -69,6 +69,26 @@ describe('raft simulation: persistence and unreliable networks (lab 2C)', () => 
     });
   });
 
+  it('Persist3: a partitioned leader and one follower crash; the leader restarts and the group goes on', () => {
+    forSeeds(SEEDS, (seed) => {
+      const c = new RaftCluster({ n: 3, seed });
+      c.one(101, 3, true);
+      const leader = c.ids.indexOf(c.checkOneLeader());
+      c.disconnect(at(c, leader + 2));
+      c.one(102, 2, true);
+      c.crash(at(c, leader));
+      c.crash(at(c, leader + 1));
+      c.connect(at(c, leader + 2));
+      c.restart(at(c, leader));
+      c.connect(at(c, leader));
+      c.one(103, 2, true);
+      c.restart(at(c, leader + 1));
+      c.connect(at(c, leader + 1));
+      c.one(104, 3, true);
+      c.finish();
+    });
+  });
+
   it('Figure8: never loses or changes a committed entry while leaders crash right after proposing', () => {
     forSeeds(SEEDS, (seed) => {
       const c = new RaftCluster({ n: 5, seed });
