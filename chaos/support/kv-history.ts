@@ -7,12 +7,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KvClient } from '../../actors/raft/kv-client.ts';
+
+/** What the workload calls: a `KvClient`, or anything with the same four methods (specs use an in-process one). */
+export type KvWorkloadClient = Pick<KvClient, 'get' | 'put' | 'delete' | 'txn'>;
 import { CloudlessError } from '../../runtime/errors.ts';
 import type { KvModelInput, KvModelOutput, KvOperation } from '../../specs/support/kv-model.ts';
 
 export interface KvWorkloadInit {
   /** One client per worker (they may talk to different nodes). */
-  readonly clients: readonly KvClient[];
+  readonly clients: readonly KvWorkloadClient[];
   readonly keys: readonly string[];
   /** Random source in [0, 1) (seeded by the caller). */
   readonly random: () => number;
@@ -69,7 +72,7 @@ export class KvWorkload {
    * recorded in the history. A read that fails is tried again until `deadlineMs` has passed;
    * resolves with each key's recorded read (absent for a key that could not be read in time).
    */
-  async readAll(client: KvClient, deadlineMs: number): Promise<Map<string, KvOperation>> {
+  async readAll(client: KvWorkloadClient, deadlineMs: number): Promise<Map<string, KvOperation>> {
     const deadline = performance.now() + deadlineMs;
     const reads = new Map<string, KvOperation>();
     for (const key of this.#init.keys) {
@@ -85,7 +88,7 @@ export class KvWorkload {
     return reads;
   }
 
-  async #worker(client: KvClient, index: number): Promise<void> {
+  async #worker(client: KvWorkloadClient, index: number): Promise<void> {
     const { keys, random } = this.#init;
     while (!this.#stopping) {
       const key = keys[Math.floor(random() * keys.length)] as string;
@@ -111,7 +114,7 @@ export class KvWorkload {
 
   /** Performs and records one operation; resolves with the recorded entry (undefined: left out). */
   async #record(
-    client: KvClient,
+    client: KvWorkloadClient,
     clientId: string | number,
     input: KvModelInput,
   ): Promise<KvOperation | undefined> {
@@ -141,7 +144,7 @@ export class KvWorkload {
     }
   }
 
-  async #perform(client: KvClient, input: KvModelInput, timeoutMs: number): Promise<KvModelOutput> {
+  async #perform(client: KvWorkloadClient, input: KvModelInput, timeoutMs: number): Promise<KvModelOutput> {
     switch (input.type) {
       case 'get': {
         const kv = await client.get(input.key, { timeoutMs, consistency: 'linearizable' });

@@ -1,23 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import type { KvEvent } from '../../actors/raft/kv-types.ts';
-import {
-  type RaftMemberMessage,
-  type RaftMemberProps,
-  type RaftMembershipReply,
-  type RaftProposeReply,
-  type RaftQueryReply,
-  type RaftStatusReply,
-  type RaftTransferLeadershipReply,
-  type RaftWatchEvent,
-  raftMember,
+import type {
+  RaftMemberMessage,
+  RaftMembershipReply,
+  RaftProposeReply,
+  RaftQueryReply,
+  RaftStatusReply,
+  RaftTransferLeadershipReply,
+  RaftWatchEvent,
 } from '../../actors/raft/raft-member.ts';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
-import type { ActorSystem } from '../../runtime/actor-system.ts';
-import { Behaviors } from '../../runtime/behavior.ts';
-import { spawnProbe, startTestSystem } from '../support/test-system.ts';
+import { RaftMembers } from '../support/raft-members.ts';
+import { spawnProbe } from '../support/test-system.ts';
 
 /**
  * The member actor growing and shrinking its group: bootstrap alone, add members (learner, then
@@ -26,82 +20,7 @@ import { spawnProbe, startTestSystem } from '../support/test-system.ts';
  * system and address each other by path, as they would by remote ref over the mesh.
  */
 
-const tickMs = 10;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-type ParentMsg =
-  | { readonly type: 'spawn'; readonly props: RaftMemberProps; readonly replyTo: ActorRef<'done'> }
-  | { readonly type: 'stop'; readonly id: string; readonly replyTo: ActorRef<'done'> }
-  | { readonly type: 'stopped'; readonly replyTo: ActorRef<'done'> };
-
-class Members {
-  readonly dirs: Record<string, string> = {};
-  readonly system: ActorSystem;
-  readonly root: string;
-  readonly #parent: ActorRef<ParentMsg>;
-
-  private constructor(system: ActorSystem, parent: ActorRef<ParentMsg>, root: string) {
-    this.system = system;
-    this.#parent = parent;
-    this.root = root;
-  }
-
-  static async start(): Promise<Members> {
-    const system = await startTestSystem();
-    const root = await mkdtemp(path.join(os.tmpdir(), 'cloudless-raft-members-'));
-    const parent = system.spawn(
-      Behaviors.setup<ParentMsg>((ctx) => {
-        const children = new Map<string, ActorRef<RaftMemberMessage>>();
-        return Behaviors.receiveMessage<ParentMsg>((message) => {
-          if (message.type === 'spawn') {
-            children.set(message.props.id, ctx.spawn(raftMember(message.props), { name: message.props.id }));
-          } else if (message.type === 'stop') {
-            const child = children.get(message.id);
-            if (child === undefined) message.replyTo.tell('done');
-            else {
-              // Answer once it has terminated, so that its name (and data dir) can be reused.
-              ctx.watchWith(child, { type: 'stopped', replyTo: message.replyTo });
-              ctx.stop(child);
-              children.delete(message.id);
-            }
-            return Behaviors.same;
-          }
-          message.replyTo.tell('done');
-          return Behaviors.same;
-        });
-      }),
-      { name: 'members' },
-    );
-    return new Members(system, parent, root);
-  }
-
-  ref(id: string): ActorRef<RaftMemberMessage> {
-    return this.system.resolve({ node: this.system.nodeId, path: `/user/members/${id}` });
-  }
-
-  async spawn(id: string, extra: Partial<RaftMemberProps> = {}): Promise<ActorRef<RaftMemberMessage>> {
-    this.dirs[id] ??= path.join(this.root, id);
-    const props: RaftMemberProps = {
-      id,
-      dataDir: this.dirs[id] as string,
-      tickMs,
-      addresses: [`/memory/${id}`],
-      peerRef: (peer) => this.ref(peer),
-      ...extra,
-    };
-    await this.#parent.ask<'done'>((replyTo) => ({ type: 'spawn', props, replyTo }));
-    return this.ref(id);
-  }
-
-  async stop(id: string): Promise<void> {
-    await this.#parent.ask<'done'>((replyTo) => ({ type: 'stop', id, replyTo }));
-  }
-
-  async close(): Promise<void> {
-    await this.system.stop();
-    await rm(this.root, { recursive: true, force: true });
-  }
-}
 
 function status(ref: ActorRef<RaftMemberMessage>): Promise<RaftStatusReply> {
   return ref.ask<RaftStatusReply>((replyTo) => ({ type: 'status', replyTo }), { timeoutMs: 1000 });
@@ -117,7 +36,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function leaderOf(members: Members, ids: readonly string[]): Promise<string> {
+async function leaderOf(members: RaftMembers, ids: readonly string[]): Promise<string> {
   return until(`a leader among ${ids}`, async () => {
     for (const id of ids) {
       const s = await status(members.ref(id));
@@ -162,10 +81,10 @@ function addMember(ref: ActorRef<RaftMemberMessage>, id: string): Promise<RaftMe
 
 describe('raft member: membership, reads, watches, transfer and snapshots', function () {
   this.timeout(40_000);
-  let members: Members;
+  let members: RaftMembers;
 
   beforeEach(async () => {
-    members = await Members.start();
+    members = await RaftMembers.start();
   });
 
   afterEach(async () => {
