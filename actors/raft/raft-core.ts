@@ -774,26 +774,66 @@ export function step(state: RaftState, m: RaftMessage): RaftResult {
       rejectStale(d, p, m);
       return;
     }
-    switch (m.type) {
-      case 'append-entries':
-        return handleAppendEntries(d, p, m);
-      case 'install-snapshot':
-        return handleInstallSnapshot(d, p, m);
-      case 'append-entries-response':
-        return handleAppendResponse(d, p, m);
-      case 'pre-vote':
-      case 'request-vote':
-        return handleVoteRequest(d, p, m);
-      case 'pre-vote-response':
-      case 'request-vote-response':
-        return handleVoteResponse(d, p, m);
-      case 'timeout-now':
-        // Campaign at once, skipping pre-vote: the leader has stepped aside for us (§3.10).
-        if (d.role !== 'leader' && isVoter(d, d.config.id)) becomeCandidate(d, p);
-        return;
-    }
+    if (m.type === 'pre-vote' || m.type === 'request-vote') return handleVoteRequest(d, p, m);
+    roleHandlers[d.role](d, p, m);
   });
 }
+
+type RoleHandler = (d: Draft, p: Pending, m: RaftMessage) => void;
+
+/** A follower takes the leader's entries and snapshots, and campaigns when told to (§3.10). */
+const stepFollower: RoleHandler = (d, p, m) => {
+  switch (m.type) {
+    case 'append-entries':
+      return handleAppendEntries(d, p, m);
+    case 'install-snapshot':
+      return handleInstallSnapshot(d, p, m);
+    case 'timeout-now':
+      // Campaign at once, skipping pre-vote: the leader has stepped aside for us.
+      if (isVoter(d, d.config.id)) becomeCandidate(d, p);
+      return;
+    default:
+      // Answers to requests of an earlier role or term of ours: nothing to do.
+      return;
+  }
+};
+
+/** A (pre-)candidate counts votes, and follows a leader of its term that turns up. */
+const stepCandidate: RoleHandler = (d, p, m) => {
+  switch (m.type) {
+    case 'append-entries':
+      return handleAppendEntries(d, p, m);
+    case 'install-snapshot':
+      return handleInstallSnapshot(d, p, m);
+    case 'pre-vote-response':
+    case 'request-vote-response':
+      return handleVoteResponse(d, p, m);
+    default:
+      return;
+  }
+};
+
+/** A leader tracks its followers' answers; another leader of its own term is a broken invariant. */
+const stepLeader: RoleHandler = (d, p, m) => {
+  switch (m.type) {
+    case 'append-entries-response':
+      return handleAppendResponse(d, p, m);
+    case 'append-entries':
+    case 'install-snapshot':
+      throw new RaftInvariantError(
+        `leader ${d.config.id} of term ${d.term} got ${m.type} from ${m.from} of the same term: two leaders in one term`,
+      );
+    default:
+      return;
+  }
+};
+
+const roleHandlers: Readonly<Record<RaftRole, RoleHandler>> = {
+  follower: stepFollower,
+  'pre-candidate': stepCandidate,
+  candidate: stepCandidate,
+  leader: stepLeader,
+};
 
 /** Advances logical time by one tick: election timeouts, heartbeats, the leader's quorum check. */
 export function tick(state: RaftState): RaftResult {

@@ -8,10 +8,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KvClient } from '../../actors/raft/kv-client.ts';
 
-/** What the workload calls: a `KvClient`, or anything with the same four methods (specs use an in-process one). */
-export type KvWorkloadClient = Pick<KvClient, 'get' | 'put' | 'delete' | 'txn'>;
 import { CloudlessError } from '../../runtime/errors.ts';
 import type { KvModelInput, KvModelOutput, KvOperation } from '../../specs/support/kv-model.ts';
+
+/** What the workload calls: a `KvClient`, or anything with the same four methods (specs use an in-process one). */
+export type KvWorkloadClient = Pick<KvClient, 'get' | 'put' | 'delete' | 'txn'>;
 
 export interface KvWorkloadInit {
   /** One client per worker (they may talk to different nodes). */
