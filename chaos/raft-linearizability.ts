@@ -25,6 +25,7 @@ import { KvClient } from '../actors/raft/kv-client.ts';
 import { mulberry32 } from '../actors/raft/mulberry32.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
 import { InvalidRequestError, TimeoutError } from '../runtime/errors.ts';
+import { until } from '../specs/support/deadline.ts';
 import { type KvOperation, kvModel } from '../specs/support/kv-model.ts';
 import { checkLinearizable, timedOut } from '../specs/support/linearizability.ts';
 import { KvWorkload } from './support/kv-history.ts';
@@ -220,22 +221,6 @@ class LeaderMonitor {
   }
 }
 
-/** Resolves `check()`'s first defined value, polling, or throws a TimeoutError naming `what`. */
-async function waitFor<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (performance.now() >= deadline) throw new TimeoutError(`${what}: not within ${timeoutMs} ms`);
-    await sleep(intervalMs);
-  }
-}
-
 /**
  * Acknowledged writes lost, per key: the final read must return a value some write wrote (or
  * nothing, when no write was acknowledged before it), and no acknowledged write that was called
@@ -323,7 +308,7 @@ export async function runRaftChaos(init: RaftChaosInit): Promise<RaftChaosReport
       statusClients.push(await KvClient.connect({ address: node.address, timeoutMs: 10_000 }));
     }
     const first = statusClients[0] as KvClient;
-    await waitFor(
+    await until(
       async () => {
         const status = await first.status({ timeoutMs: 2000 }).catch(() => undefined);
         return status?.membership.voters.length === init.nodes && status.leaderId !== undefined
@@ -478,7 +463,7 @@ export async function runRaftChaos(init: RaftChaosInit): Promise<RaftChaosReport
 }
 
 async function waitForLeader(monitor: LeaderMonitor, timeoutMs: number): Promise<number | undefined> {
-  return waitFor(async () => monitor.leader(), timeoutMs, 'a leader', 100).catch(() => undefined);
+  return until(async () => monitor.leader(), timeoutMs, 'a leader', 100).catch(() => undefined);
 }
 
 /** Two groups: the leader alone, the leader in a minority of two (5 nodes), or a seeded split. */
