@@ -7,15 +7,21 @@
 import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'winston';
 import { type Coordinator, raftMemberPath, startCoordinator } from '../actors/raft/coordinator.ts';
 import { kvServicePath } from '../actors/raft/kv-service-protocol.ts';
+import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { removeStaleTempFiles, writeFileDurably } from '../runtime/durable-file.ts';
 import { CloudlessError, InvalidRequestError } from '../runtime/errors.ts';
+import { introspectionBehavior } from '../runtime/introspection.ts';
+import { MetricsServer, type ReadinessCheck, registerRaftMetrics } from '../runtime/metrics-server.ts';
 import {
   type ConfigLayer,
   configFromEnv,
   configFromFile,
+  defaultNodeConfig,
+  maskedConfig,
   type NodeConfig,
   resolveNodeConfig,
 } from '../runtime/node-config.ts';
@@ -32,7 +38,8 @@ const usage = `Usage: cloudless <command> [options]
 Commands:
   start      run a node in this process until interrupted (Ctrl-C or SIGTERM)
   kv         the replicated key-value store: get, put, del, ls, watch ('cloudless kv help')
-  status     the Raft group as a coordinator sees it: leader, term, indexes, members
+  status     the Raft group as a coordinator sees it: leader, term, indexes, members;
+             --tree: a node's supervision tree (actors, mailboxes, restart counts)
   peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
   version    print the version
   help       print this help
@@ -52,6 +59,18 @@ Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
                           ending in /p2p/<PeerId>; without it a new node starts a one-member
                           group (a node with Raft state in <data-dir>/raft restarts from it)
                                                                     [CLOUDLESS_JOIN]
+  --token <token>         the join token ('<id>.<secret>', from 'cloudless token create') a new
+                          node presents; masked in logs; prefer CLOUDLESS_TOKEN (flags show in ps)
+                                                                    [CLOUDLESS_TOKEN]
+  --labels <k=v,...>      placement labels (Kubernetes label syntax) [CLOUDLESS_LABELS]
+  --zone <zone>           the failure domain (rack, room, site)      [CLOUDLESS_ZONE]
+  --metrics-addr <h:p>    serve /metrics, /healthz and /readyz over HTTP on HOST:PORT, e.g.
+                          127.0.0.1:9464 (default: no endpoint)      [CLOUDLESS_METRICS_ADDR]
+  --leave                 on SIGINT/SIGTERM, leave the cluster before stopping
+                                                                    [CLOUDLESS_LEAVE_ON_STOP]
+
+A stop on SIGINT/SIGTERM drains in order (leave if asked, the coordinator, the actors in
+reverse start order, the mesh, the log) and exits 0; a second SIGINT/SIGTERM exits at once (1).
 
 The node id is the PeerId of the Ed25519 key in <data-dir>/identity.key, created on first start
 (mode 0600; a start refuses a key file that group or others can access). Once listening, start
@@ -91,6 +110,63 @@ async function hasLegacyNodeIdFile(dataDir: string): Promise<boolean> {
   );
 }
 
+/** A part of the running node, stopped in reverse start order (see `stopNode`). */
+export interface NodePart {
+  readonly name: string;
+  stop(): Promise<void>;
+  /**
+   * With `--leave`: called first on SIGINT/SIGTERM, while everything still runs, to leave the
+   * cluster (the membership part writes this member's record as `left`). Bounded by `signal`.
+   */
+  leave?(signal: AbortSignal): Promise<void>;
+  /** An input to /readyz, e.g. the membership part's 'joined'. */
+  readonly readiness?: readonly [name: string, check: ReadinessCheck];
+}
+
+/** How long a `--leave` may take before the stop goes on without it. */
+const leaveTimeoutMs = 10_000;
+/** How long the log may take to flush at exit. */
+const logFlushTimeoutMs = 2_000;
+
+/** Resolves when `promise` settles or after `timeoutMs`, whichever is first; never rejects. */
+async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<'settled' | 'timed out'> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<'timed out'>((resolve) => {
+    timer = setTimeout(() => resolve('timed out'), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => 'settled' as const,
+        () => 'settled' as const,
+      ),
+      expired,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Ends winston and waits (bounded) until its transports have written everything. */
+async function flushLog(log: Logger): Promise<void> {
+  const finished = new Promise<void>((resolve) => log.once('finish', () => resolve()));
+  log.end();
+  await settleWithin(finished, logFlushTimeoutMs);
+}
+
+/** How the banner names this program: the way it was run from this repo, or `cloudless`. */
+function commandName(): string {
+  const script = process.argv[1];
+  if (script === undefined) return 'cloudless';
+  const relative = path.relative(process.cwd(), script);
+  return relative === path.join('bin', 'cloudless.ts') ? 'node bin/cloudless.ts' : 'cloudless';
+}
+
+function describeLabels(labels: Readonly<Record<string, string>>): string {
+  const entries = Object.entries(labels);
+  return entries.length === 0 ? 'none' : entries.map(([key, value]) => `${key}=${value}`).join(',');
+}
+
 async function start(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -107,6 +183,11 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       'compute-modules': { type: 'string' },
       listen: { type: 'string' },
       join: { type: 'string' },
+      token: { type: 'string' },
+      labels: { type: 'string' },
+      zone: { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      leave: { type: 'boolean' },
     },
   });
   const layers: { source: string; values: ConfigLayer }[] = [];
@@ -125,6 +206,11 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       computeModules: values['compute-modules'],
       listen: values.listen,
       join: values.join,
+      token: values.token,
+      labels: values.labels,
+      zone: values.zone,
+      metricsAddr: values['metrics-addr'],
+      leaveOnStop: values.leave,
     },
   });
   rejectConfiguredNodeId(layers);
@@ -160,6 +246,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     });
   } catch (error) {
     await system.stop();
+    await flushLog(system.log);
     throw new CloudlessError(
       'UNAVAILABLE',
       `cannot listen on ${config.listen.join(', ')}: ${(error as Error).message}; check --listen (is the port free?)`,
@@ -168,26 +255,67 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   }
   // Only when CLOUDLESS_FAULT_INJECTION=1 (chaos runs): the parent may partition this node over IPC.
   installFaultIpc(mesh);
+  system.spawnSystemActor(introspectionBehavior(), { name: 'introspection' });
+  const phase = { started: false, stopping: false };
+  /** Started parts, in start order; stopped in reverse. */
+  const parts: NodePart[] = [];
   let coordinator: Coordinator | undefined;
+  let metrics: MetricsServer | undefined;
   const nodeFile = path.join(config.dataDir, nodeFileName);
   try {
-    if (config.roles.includes('coordinator')) {
-      coordinator = await startCoordinator({ system, mesh }, { dataDir: config.dataDir, join: config.join });
+    if (config.metricsAddr !== undefined) {
+      const readiness = new Map<string, ReadinessCheck>([
+        ['started', () => (phase.stopping ? 'stopping' : phase.started ? undefined : 'starting its roles')],
+      ]);
+      metrics = await MetricsServer.start(
+        { registry: system.metrics },
+        { address: config.metricsAddr, readiness },
+      );
+      const server = metrics;
+      parts.push({ name: 'metrics endpoint', stop: () => server.stop() });
     }
+    if (config.roles.includes('coordinator')) {
+      const started = await startCoordinator(
+        { system, mesh },
+        { dataDir: config.dataDir, join: config.join },
+      );
+      coordinator = started;
+      const memberStatus = (signal: AbortSignal): Promise<RaftStatusReply> =>
+        started.member.ask<RaftStatusReply>((replyTo) => ({ type: 'status', replyTo }), {
+          signal,
+          timeoutMs: 1000,
+        });
+      parts.push({
+        name: 'coordinator',
+        stop: () => started.stop(),
+        readiness: [
+          'raft leader',
+          async (signal) =>
+            (await memberStatus(signal)).leaderId === undefined ? 'no Raft leader known' : undefined,
+        ],
+      });
+      registerRaftMetrics(system.metrics, {
+        async status(signal) {
+          const status = await memberStatus(signal);
+          return { ...status, isLeader: status.role === 'leader' };
+        },
+      });
+    }
+    // Membership part: push its NodePart here (after the coordinator, so it stops first), with
+    // `leave` for --leave and `readiness: ['joined', check]` for /readyz.
+    for (const part of parts) if (part.readiness !== undefined) metrics?.setReadinessCheck(...part.readiness);
     await removeStaleTempFiles(nodeFile);
     const record = { version: 1, peerId: nodeId, addresses: mesh.multiaddrs, pid: process.pid };
     await writeFileDurably(nodeFile, `${JSON.stringify(record)}\n`);
   } catch (error) {
-    await coordinator?.stop();
+    for (const part of [...parts].reverse()) await part.stop();
     await system.stop();
     await mesh.stop();
+    await flushLog(system.log);
     throw error;
   }
-  system.log.info('node started', {
-    dataDir: config.dataDir,
-    roles: config.roles,
-    identityFile: identity.file,
-  });
+  phase.started = true;
+  system.log.info('node started', { config: maskedConfig(config), identityFile: identity.file });
   if (await hasLegacyNodeIdFile(config.dataDir)) {
     system.log.warn(
       'the node-id file is no longer read: the node id is the PeerId of identity.key; delete node-id',
@@ -199,6 +327,10 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   io.out(`cloudless: node ${nodeId} is up (data dir ${config.dataDir})`);
   io.out(`  identity: ${identity.file}${identity.created ? ' (created now)' : ''}`);
   for (const address of mesh.multiaddrs) io.out(`  listening: ${address}`);
+  io.out(
+    `  roles: ${config.roles.join(',')}; labels: ${describeLabels(config.labels)}; zone: ${config.zone ?? 'none'}`,
+  );
+  if (metrics !== undefined) io.out(`  metrics: http://${metrics.address}/metrics (and /healthz, /readyz)`);
   const threads = config.workerThreads > 0 ? `, ${config.workerThreads} worker thread(s) for actors` : '';
   io.out(
     `  running: the actor system (kernel, OTP supervision, receptionist${threads}, compute pool on demand) on the libp2p mesh (${actorProtocol})`,
@@ -225,17 +357,67 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     );
   }
   io.out(`  local commands find this node through ${nodeFile}`);
+  const cli = commandName();
+  const dirFlag =
+    config.dataDir === path.resolve(defaultNodeConfig.dataDir) ? '' : ` --data-dir ${config.dataDir}`;
+  io.out('next, in another terminal:');
+  io.out(`  ${cli} status${dirFlag} --tree          this node's actors and their restarts`);
+  if (coordinator !== undefined) {
+    io.out(`  ${cli} status${dirFlag}                 the Raft group: leader, term, members`);
+    io.out(`  ${cli} kv put hello world${dirFlag}     then: ${cli} kv get hello${dirFlag}`);
+    io.out(`  ${cli} token create --roles agent --ttl 1h${dirFlag}   a join token for another node`);
+    io.out(
+      `  ${cli} start --roles agent --data-dir /tmp/node2 --join ${mesh.multiaddrs[0] ?? '<this address>'} --token <token>`,
+    );
+  }
   io.out('  stop with Ctrl-C');
   const signal = await io.stopRequested;
-  io.out(`cloudless: ${signal} received, stopping`);
-  // The coordinator first (it stops joining and dialing), then the actors, while the mesh still
-  // carries their goodbyes (remote stops, death notices).
-  await coordinator?.stop();
+  io.out(`cloudless: ${signal} received, stopping (again to force)`);
+  await stopNode({ system, mesh, parts, nodeFile, leave: config.leaveOnStop, phase });
+  io.out('cloudless: stopped');
+  return 0;
+}
+
+/**
+ * The stop sequence: stop accepting work (/readyz says 503), leave the cluster if asked, stop the
+ * parts in reverse start order (the coordinator stops joining and dialing, then its front door,
+ * then its member), remove node.json, stop the actor system (its supervision tree stops every
+ * child in reverse start order) while the mesh still carries the goodbyes, then the mesh, and
+ * last flush the log.
+ */
+async function stopNode(node: {
+  system: ActorSystem;
+  mesh: MeshTransport;
+  parts: readonly NodePart[];
+  nodeFile: string;
+  leave: boolean;
+  phase: { stopping: boolean };
+}): Promise<void> {
+  const { system, mesh, parts, nodeFile } = node;
+  node.phase.stopping = true;
+  const reversed = [...parts].reverse();
+  if (node.leave) {
+    const leaving = reversed.filter((part) => part.leave !== undefined);
+    if (leaving.length === 0)
+      system.log.warn('--leave: no part of this node can leave a cluster yet; stopping without');
+    const signal = AbortSignal.timeout(leaveTimeoutMs);
+    for (const part of leaving) {
+      const outcome = await settleWithin(part.leave?.(signal) ?? Promise.resolve(), leaveTimeoutMs);
+      system.log.info('left the cluster', { part: part.name, outcome });
+    }
+  }
+  for (const part of reversed) {
+    await part.stop().catch((error: unknown) => {
+      system.log.warn('a part of the node did not stop cleanly', {
+        part: part.name,
+        error: (error as Error).message,
+      });
+    });
+  }
   await rm(nodeFile, { force: true });
   await system.stop();
   await mesh.stop();
-  io.out('cloudless: stopped');
-  return 0;
+  await flushLog(system.log);
 }
 
 export async function main(argv: string[], io: CliIo): Promise<number> {

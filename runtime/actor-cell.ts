@@ -42,6 +42,9 @@ import { Stash } from './stash.ts';
 import type { BackoffStrategy, RestartStrategy } from './supervisor-strategy.ts';
 import { Timers } from './timers.ts';
 
+/** How many terminated children an OTP supervisor remembers restart counts of. */
+const maxRememberedIncarnations = 256;
+
 const RUNNING = 0;
 const RESTARTING = 1;
 const TERMINATING = 2;
@@ -137,6 +140,17 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     | { clause: SupervisionClause; delayDone: boolean; generation: number; timer?: TimerHandle }
     | undefined;
   #restartGeneration = 0;
+  /**
+   * Restarts so far, for introspection (`cloudless status --tree`): by this actor's own strategy,
+   * plus those of the earlier incarnations an OTP supervisor replaced (see `#incarnations`).
+   */
+  #restartCount = 0;
+  /**
+   * Only in OTP supervisors (cells with `childStopOrder`): the restart count a terminated child
+   * had, plus one, keyed by child name, so the incarnation the supervisor starts in its place
+   * continues the count. Bounded: the oldest entry goes first.
+   */
+  #incarnations: Map<string, number> | undefined;
 
   constructor(
     kernel: Kernel,
@@ -185,6 +199,30 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
 
   get mailboxSize(): number {
     return this.#mailbox?.length ?? 0;
+  }
+
+  /** Restarts of this actor (and of the incarnations it replaced under an OTP supervisor). */
+  get restartCount(): number {
+    return this.#restartCount;
+  }
+
+  /** Where the actor is in its lifecycle, for introspection. */
+  get lifecycle(): 'running' | 'restarting' | 'terminating' | 'dead' {
+    switch (this.#state) {
+      case RUNNING:
+        return 'running';
+      case RESTARTING:
+        return 'restarting';
+      case TERMINATING:
+        return 'terminating';
+      default:
+        return 'dead';
+    }
+  }
+
+  /** The live child cells, in spawn order; a fresh array, so callers cannot change the cell's map. */
+  childCells(): ActorCell<unknown>[] {
+    return this.#children === undefined ? [] : [...this.#children.values()];
   }
 
   spawn<TChild>(behavior: Behavior<TChild>, options?: SpawnOptions): ActorRef<TChild> {
@@ -274,6 +312,11 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     );
     this.#children = children;
     children.set(child.key, child);
+    const carried = this.#incarnations?.get(child.key);
+    if (carried !== undefined) {
+      this.#incarnations?.delete(child.key);
+      child.#restartCount = carried;
+    }
     this.kernel.registerCell(child);
     child.start(behavior);
     return child.self;
@@ -689,6 +732,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
 
   #beginRestart(clause: SupervisionClause, error: Error, delayMs: number): void {
     this.kernel.restarts++;
+    this.#restartCount++;
     this.kernel.emit('actor:restart', { ref: this.self as ActorRef<never>, error, delayMs });
     if (this.#behavior !== undefined) this.#signalQuietly(PreRestart);
     this.#timers?.cancelAll();
@@ -831,6 +875,17 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
     next?.();
   }
 
+  #rememberIncarnation(child: ActorCell<unknown>): void {
+    const incarnations = this.#incarnations ?? new Map<string, number>();
+    this.#incarnations = incarnations;
+    incarnations.delete(child.key);
+    if (incarnations.size >= maxRememberedIncarnations) {
+      const oldest = incarnations.keys().next().value;
+      if (oldest !== undefined) incarnations.delete(oldest);
+    }
+    incarnations.set(child.key, child.#restartCount + 1);
+  }
+
   #processSystem(message: SystemMessage): void {
     switch (message.kind) {
       case SYS_STOP:
@@ -840,6 +895,7 @@ export class ActorCell<TMsg> implements ActorContext<TMsg>, Schedulable, DeathWa
         const child = message.child;
         const children = this.#children;
         if (children !== undefined && children.get(child.key) === child) children.delete(child.key);
+        if (this.childStopOrder !== undefined && this.#state < TERMINATING) this.#rememberIncarnation(child);
         if (this.#stoppingChild === child) {
           this.#stoppingChild = undefined;
           this.#stopNextChild();

@@ -56,7 +56,7 @@ describe('cloudless command', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(error?.code).to.equal(2);
-    expect(error?.stderr).to.match(/logLevel \(from environment\)/);
+    expect(error?.stderr).to.include('logLevel (from environment CLOUDLESS_LOG_LEVEL)');
   });
 
   it('takes settings from a YAML file below the environment and flags', async () => {
