@@ -8,6 +8,7 @@ import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'winston';
+import { startMembership } from '../actors/membership/index.ts';
 import { type Coordinator, raftMemberPath, startCoordinator } from '../actors/raft/coordinator.ts';
 import { kvServicePath } from '../actors/raft/kv-service-protocol.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
@@ -30,6 +31,7 @@ import { MeshTransport } from '../transport/mesh-transport.ts';
 import { loadOrCreateIdentity } from '../transport/node-identity.ts';
 import { actorProtocol } from '../transport/peer-link.ts';
 import { kvCommand, nodeFileName } from './kv-commands.ts';
+import { nodesLsCommand, nodesLsUsage } from './nodes-ls-command.ts';
 import { peerCommand } from './peer-commands.ts';
 import { statusCommand } from './status-command.ts';
 
@@ -38,6 +40,7 @@ const usage = `Usage: cloudless <command> [options]
 Commands:
   start      run a node in this process until interrupted (Ctrl-C or SIGTERM)
   kv         the replicated key-value store: get, put, del, ls, watch ('cloudless kv help')
+  nodes      the cluster's members: 'nodes ls' lists roles, status, zone and resources
   status     the Raft group as a coordinator sees it: leader, term, indexes, members;
              --tree: a node's supervision tree (actors, mailboxes, restart counts)
   peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
@@ -215,6 +218,14 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   });
   rejectConfiguredNodeId(layers);
   const config: NodeConfig = resolveNodeConfig(layers);
+  if (!config.roles.includes('coordinator') && config.join === undefined) {
+    // Agents and storage nodes keep nothing of the cluster themselves: they need a coordinator.
+    throw new InvalidRequestError(
+      `roles ${config.roles.join(',')} without the coordinator role need a cluster to join: pass ` +
+        "--join <a coordinator's multiaddr> (or CLOUDLESS_JOIN, or 'join' in the --config YAML file), " +
+        'or add coordinator to --roles to start a new cluster',
+    );
+  }
   try {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (error) {
@@ -301,8 +312,26 @@ async function start(argv: string[], io: CliIo): Promise<number> {
         },
       });
     }
-    // Membership part: push its NodePart here (after the coordinator, so it stops first), with
-    // `leave` for --leave and `readiness: ['joined', check]` for /readyz.
+    // After the coordinator, so that it stops first (and leaves while the store is still up).
+    const membership = await startMembership(
+      { system, mesh, coordinator },
+      {
+        roles: config.roles,
+        dataDir: config.dataDir,
+        coordinators: config.join === undefined ? [] : [config.join],
+        labels: config.labels,
+        ...(config.zone === undefined ? {} : { zone: config.zone }),
+      },
+    );
+    parts.push({
+      name: 'membership',
+      stop: () => membership.stop(),
+      leave: () => membership.leave(),
+      readiness: [
+        'joined',
+        async () => ((await membership.members(1000)).loaded ? undefined : 'member records not loaded yet'),
+      ],
+    });
     for (const part of parts) if (part.readiness !== undefined) metrics?.setReadinessCheck(...part.readiness);
     await removeStaleTempFiles(nodeFile);
     const record = { version: 1, peerId: nodeId, addresses: mesh.multiaddrs, pid: process.pid };
@@ -432,6 +461,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await kvCommand(rest, io);
       case 'status':
         return await statusCommand(rest, io);
+      case 'nodes':
+        if (rest[0] === 'ls') return await nodesLsCommand(rest.slice(1), io);
+        io.err(`cloudless: unknown nodes command '${rest[0] ?? ''}'\n\n${nodesLsUsage}`);
+        return 2;
       case 'version':
       case '--version':
         io.out(await packageVersion());

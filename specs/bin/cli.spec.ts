@@ -61,7 +61,7 @@ describe('cloudless command', () => {
 
   it('takes settings from a YAML file below the environment and flags', async () => {
     const config = path.join(dataDir, 'node.yaml');
-    await writeFile(config, 'logLevel: warn\nroles: [agent]\nworkerThreads: 0\n');
+    await writeFile(config, 'logLevel: warn\nroles: [coordinator, agent]\nworkerThreads: 0\n');
     const fromFile = spawn(process.execPath, [cli, 'start', '--config', config, '--data-dir', dataDir]);
     const fromFileExited = exitOf(fromFile);
     expect(await waitForOutput(fromFile, 'stop with Ctrl-C')).to.include('roles agent are accepted');
@@ -70,7 +70,7 @@ describe('cloudless command', () => {
 
     const child = spawn(
       process.execPath,
-      [cli, 'start', '--config', config, '--data-dir', dataDir, '--roles', 'storage'],
+      [cli, 'start', '--config', config, '--data-dir', dataDir, '--roles', 'coordinator,storage'],
       { env: { ...process.env, CLOUDLESS_ROLES: 'coordinator' } },
     );
     const exited = exitOf(child);

@@ -142,6 +142,13 @@ describe('cloudless start: defaults, status --tree, metrics endpoint, graceful s
     expect(result.stderr).to.include('metricsAddr (from flag --metrics-addr)');
   });
 
+  it('refuses an agent or storage node without --join, saying how to fix it (exit code 2)', async () => {
+    const result = await runCli(['start', '--data-dir', path.join(cwd, 'd'), '--roles', 'agent,storage']);
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('--join');
+    expect(result.stderr).to.include('coordinator');
+  });
+
   it('never prints the token it was given, in the banner or the logs', async () => {
     const secret = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZn';
     child = spawn(
@@ -150,7 +157,10 @@ describe('cloudless start: defaults, status --tree, metrics endpoint, graceful s
         cliEntry,
         'start',
         '--roles',
-        'agent',
+        'coordinator',
+        // A member that never answers: the join keeps retrying in the background meanwhile.
+        '--join',
+        '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWGq1dZ1xFp4fGjH8ELmzquofF7MFUwuiFxzFezmc38kqk',
         '--worker-threads',
         '0',
         '--log-level',
