@@ -7,8 +7,8 @@
  * - failure_detect_p50_ms / _p95_ms: an agent is killed with SIGKILL; the time until every live
  *   node's view (3 coordinators, 2 agents, each a process of specs/fixtures/membership-node.ts)
  *   shows it down. 20 trials; after each a fresh agent takes the killed one's place.
- * - join_visible_p50_ms: from a fresh agent starting its membership actor until every node's view
- *   shows it alive (20 joins).
+ * - join_visible_p50_ms: from a fresh agent starting its membership actor (once its join token is
+ *   redeemed) until every node's view shows it alive (20 joins).
  * - sim_failure_detect_p95_ms_5000_nodes: 20 kills among 5,000 simulated members with seeded
  *   jitter and 2% heartbeat loss (specs/sim/membership-sim.ts), until every member's view shows
  *   each down.
@@ -17,7 +17,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MembershipProcess, seenEverywhere } from '../specs/membership/membership-process.ts';
+import {
+  createJoinToken,
+  MembershipProcess,
+  seenEverywhere,
+} from '../specs/membership/membership-process.ts';
 import { percentile, runMembershipSim } from '../specs/sim/membership-sim.ts';
 import { progress, report } from './bench-harness.ts';
 
@@ -46,18 +50,27 @@ async function real(): Promise<{ detect: number[]; join: number[] }> {
   try {
     const first = await MembershipProcess.start({ dataDir: path.join(dir, 'c0'), roles: 'coordinator' });
     nodes.push(first);
+    // Enrollment: every joiner's first start redeems a token created on the bootstrap node.
+    const coordinatorToken = await createJoinToken(first, { roles: ['coordinator'], uses: 2 });
+    const agentToken = await createJoinToken(first, { roles: ['agent'], uses: 2 + trials });
     for (const name of ['c1', 'c2'])
       nodes.push(
         await MembershipProcess.start({
           dataDir: path.join(dir, name),
           roles: 'coordinator',
           join: first.address,
+          token: coordinatorToken,
         }),
       );
     const agents: MembershipProcess[] = [];
     for (const name of ['a0', 'a1'])
       agents.push(
-        await MembershipProcess.start({ dataDir: path.join(dir, name), roles: 'agent', join: first.address }),
+        await MembershipProcess.start({
+          dataDir: path.join(dir, name),
+          roles: 'agent',
+          join: first.address,
+          token: agentToken,
+        }),
       );
     nodes.push(...agents);
     const live = (): MembershipProcess[] => nodes.filter((node) => node.alive);
@@ -75,6 +88,7 @@ async function real(): Promise<{ detect: number[]; join: number[] }> {
         dataDir: path.join(dir, `j${trial}`),
         roles: 'agent',
         join: (nodes[trial % 3] as MembershipProcess).address,
+        token: agentToken,
       });
       nodes.push(fresh);
       agents[trial % agents.length] = fresh;

@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KvClient } from '../actors/raft/kv-client.ts';
-import { CliNode, freePort } from '../specs/support/cli-node.ts';
+import { adminCredential, CliNode, createToken, freePort } from '../specs/support/cli-node.ts';
 import { best, progress, report } from './bench-harness.ts';
 import { rawFsyncsPerSecond } from './raw-fsync-rate.ts';
 
@@ -63,11 +63,14 @@ async function drive(
 async function startCluster(root: string): Promise<CliNode[]> {
   const first = await CliNode.start({ dataDir: path.join(root, 'n1'), port: await freePort() });
   const nodes = [first];
+  // Enrollment: one join token, one use per joiner, from the bootstrap node.
+  const token = await createToken(first.dataDir, { roles: 'coordinator', uses: 2 });
   for (const name of ['n2', 'n3']) {
     const node = await CliNode.start({
       dataDir: path.join(root, name),
       port: await freePort(),
       join: first.address,
+      args: ['--token', token],
     });
     await node.waitFor('joined the group');
     nodes.push(node);
@@ -81,11 +84,14 @@ const clients: KvClient[] = [];
 try {
   progress('starting 3 coordinator processes');
   nodes = await startCluster(root);
-  const probe = await KvClient.connect({ address: (nodes[0] as CliNode).address });
+  // The bootstrap node's admin credential admits the clients.
+  const credential = await adminCredential((nodes[0] as CliNode).dataDir);
+  const probe = await KvClient.connect({ address: (nodes[0] as CliNode).address, credential });
   const { leaderId } = await probe.status();
   await probe.close();
   const leader = nodes.find((n) => n.peerId === leaderId) ?? (nodes[0] as CliNode);
-  for (let i = 0; i < connections; i++) clients.push(await KvClient.connect({ address: leader.address }));
+  for (let i = 0; i < connections; i++)
+    clients.push(await KvClient.connect({ address: leader.address, credential }));
 
   const writeRuns: { rate: number; p99: number }[] = [];
   const writes64 = await best('writes_per_s_64_clients', async () => {

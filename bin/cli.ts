@@ -8,13 +8,15 @@ import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'winston';
+import { Admission } from '../actors/enrollment/admission.ts';
+import { startEnrollment } from '../actors/enrollment/node-enrollment.ts';
 import { startMembership } from '../actors/membership/index.ts';
 import { type Coordinator, raftMemberPath, startCoordinator } from '../actors/raft/coordinator.ts';
 import { kvServicePath } from '../actors/raft/kv-service-protocol.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { removeStaleTempFiles, writeFileDurably } from '../runtime/durable-file.ts';
-import { CloudlessError, InvalidRequestError } from '../runtime/errors.ts';
+import { AbortError, CloudlessError, InvalidRequestError } from '../runtime/errors.ts';
 import { introspectionBehavior } from '../runtime/introspection.ts';
 import { MetricsServer, type ReadinessCheck, registerRaftMetrics } from '../runtime/metrics-server.ts';
 import {
@@ -31,16 +33,18 @@ import { MeshTransport } from '../transport/mesh-transport.ts';
 import { loadOrCreateIdentity } from '../transport/node-identity.ts';
 import { actorProtocol } from '../transport/peer-link.ts';
 import { kvCommand, nodeFileName } from './kv-commands.ts';
-import { nodesLsCommand, nodesLsUsage } from './nodes-ls-command.ts';
+import { nodesCommand } from './nodes-commands.ts';
 import { peerCommand } from './peer-commands.ts';
 import { statusCommand } from './status-command.ts';
+import { tokenCommand } from './token-commands.ts';
 
 const usage = `Usage: cloudless <command> [options]
 
 Commands:
   start      run a node in this process until interrupted (Ctrl-C or SIGTERM)
   kv         the replicated key-value store: get, put, del, ls, watch ('cloudless kv help')
-  nodes      the cluster's members: 'nodes ls' lists roles, status, zone and resources
+  nodes      the cluster's members: 'nodes ls' (roles, status, zone, resources), 'nodes rm <PeerId>'
+  token      join tokens: 'token create --roles R --ttl 1h [--uses N]', 'token ls', 'token revoke ID'
   status     the Raft group as a coordinator sees it: leader, term, indexes, members;
              --tree: a node's supervision tree (actors, mailboxes, restart counts)
   peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
@@ -237,6 +241,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   }
   const identity = await loadOrCreateIdentity(config.dataDir);
   const nodeId = identity.peerId.toString();
+  const admission = new Admission({ self: nodeId });
   const system = await ActorSystem.start({
     nodeId,
     logLevel: config.logLevel,
@@ -251,6 +256,9 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     mesh = await MeshTransport.start(system, {
       privateKey: identity.privateKey,
       listen: config.listen,
+      // Strangers may connect and enroll; only members and admitted clients reach actors.
+      gate: admission,
+      admission,
       unreachableAfterMs: config.unreachableAfterMs,
       maxFrameBytes: config.maxFrameBytes,
       agentVersion: `cloudless/${await packageVersion()}`,
@@ -288,7 +296,22 @@ async function start(argv: string[], io: CliIo): Promise<number> {
     if (config.roles.includes('coordinator')) {
       const started = await startCoordinator(
         { system, mesh },
-        { dataDir: config.dataDir, join: config.join },
+        {
+          dataDir: config.dataDir,
+          join: config.join,
+          admission,
+          ...(config.token === undefined
+            ? {}
+            : {
+                enroll: {
+                  token: config.token,
+                  roles: config.roles,
+                  labels: config.labels,
+                  zone: config.zone,
+                  resources: undefined,
+                },
+              }),
+        },
       );
       coordinator = started;
       const memberStatus = (signal: AbortSignal): Promise<RaftStatusReply> =>
@@ -312,6 +335,27 @@ async function start(argv: string[], io: CliIo): Promise<number> {
         },
       });
     }
+    const enrollment = await startEnrollment(
+      { system, mesh, admission, coordinator },
+      {
+        dataDir: config.dataDir,
+        roles: config.roles,
+        join: config.join,
+        token: config.token,
+        labels: config.labels,
+        zone: config.zone,
+      },
+    );
+    parts.push({ name: 'enrollment', stop: () => enrollment.stop() });
+    // A joining agent or storage node is a member only once its token is redeemed; a refused
+    // token ends the start here with the coordinator's reason.
+    const interrupted = io.stopRequested.then((signal) => {
+      throw new AbortError(`${signal} received while starting; stopped before the node was up`);
+    });
+    interrupted.catch(() => undefined);
+    if (coordinator === undefined) await Promise.race([enrollment.enrolled, interrupted]);
+    // The bootstrap node's commands need the admin credential: have it before saying the node is up.
+    if (enrollment.credential !== undefined) await Promise.race([enrollment.credential, interrupted]);
     // After the coordinator, so that it stops first (and leaves while the store is still up).
     const membership = await startMembership(
       { system, mesh, coordinator },
@@ -462,9 +506,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'status':
         return await statusCommand(rest, io);
       case 'nodes':
-        if (rest[0] === 'ls') return await nodesLsCommand(rest.slice(1), io);
-        io.err(`cloudless: unknown nodes command '${rest[0] ?? ''}'\n\n${nodesLsUsage}`);
-        return 2;
+        return await nodesCommand(rest, io);
+      case 'token':
+        return await tokenCommand(rest, io);
       case 'version':
       case '--version':
         io.out(await packageVersion());

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { multiaddr } from '@multiformats/multiaddr';
+import { resolveCredential } from '../actors/enrollment/admin-credential.ts';
 import { KvClient, type KvConsistency } from '../actors/raft/kv-client.ts';
 import type { KeyValue, KvEvent } from '../actors/raft/kv-types.ts';
 import { checkKey, checkPrefix, kvLimits } from '../actors/raft/kv-validate.ts';
@@ -37,6 +38,7 @@ Options:
                           (default: the node running from --data-dir, found through its ${nodeFileName})
   --data-dir <dir>        [CLOUDLESS_DATA_DIR, default .cloudless]   --config <file>
   --timeout-ms <n>        deadline of the connection and of each request (default 10000)
+  --credential <file>     the admin credential [CLOUDLESS_CREDENTIAL holds it; default <data-dir>/admin.credential]
   --json                  one JSON object per line on stdout (errors stay on stderr)
 
 Reads are linearizable (answered by the leader after it confirms it still leads) unless
@@ -52,6 +54,7 @@ const commonOptions = {
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   'timeout-ms': { type: 'string' },
+  credential: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -60,6 +63,8 @@ export interface CommonValues {
   'data-dir'?: string | undefined;
   config?: string | undefined;
   'timeout-ms'?: string | undefined;
+  /** The admin credential file (default CLOUDLESS_CREDENTIAL, then <data-dir>/admin.credential). */
+  credential?: string | undefined;
   json?: boolean | undefined;
 }
 
@@ -160,6 +165,16 @@ export async function resolveTarget(
   return { address: checkAddress(address, file), source: file };
 }
 
+/** The data dir the command's flags, environment and config file name. */
+export async function dataDirOf(values: CommonValues, io: CliIo): Promise<string> {
+  const layers: { source: string; values: ConfigLayer }[] = [];
+  if (values.config !== undefined)
+    layers.push({ source: values.config, values: await configFromFile(values.config) });
+  layers.push({ source: 'environment', values: configFromEnv(io.env) });
+  layers.push({ source: 'flags', values: { dataDir: values['data-dir'] } });
+  return resolveNodeConfig(layers).dataDir;
+}
+
 /** Connects a client (Ctrl-C aborts), runs `body`, and always closes the client. */
 export async function withKvClient<T>(
   values: CommonValues,
@@ -168,11 +183,21 @@ export async function withKvClient<T>(
 ): Promise<T> {
   const timeoutMs = wholeNumber('--timeout-ms', values['timeout-ms'], defaultTimeoutMs, 1, 3_600_000);
   const target = await resolveTarget(values, io);
+  const credential = await resolveCredential({
+    file: values.credential,
+    env: io.env,
+    dataDir: await dataDirOf(values, io),
+  });
   const interrupt = new AbortController();
   void io.stopRequested.then((signal) => interrupt.abort(new AbortError(`interrupted by ${signal}`)));
   let client: KvClient;
   try {
-    client = await KvClient.connect({ address: target.address, timeoutMs, signal: interrupt.signal });
+    client = await KvClient.connect({
+      address: target.address,
+      timeoutMs,
+      signal: interrupt.signal,
+      credential,
+    });
   } catch (error) {
     if (interrupt.signal.aborted)
       throw new AbortError(`connecting to ${target.address} interrupted`, { cause: error });

@@ -14,7 +14,7 @@ import type { KvClient } from '../actors/raft/kv-client.ts';
 import type { CliIo } from './cli.ts';
 import { withKvClient } from './kv-commands.ts';
 
-export const nodesLsUsage = `Usage: cloudless nodes ls [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>]
+export const nodesLsUsage = `Usage: cloudless nodes ls [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>] [--credential <file>]
 
 Lists the cluster's members: id, roles, status (alive, suspect, down, left), zone, CPU, memory
 and disk, and since when the status holds; with the Raft leader and term.`;
@@ -102,6 +102,7 @@ export async function nodesLsCommand(argv: string[], io: CliIo): Promise<number>
       'data-dir': { type: 'string' },
       config: { type: 'string' },
       'timeout-ms': { type: 'string' },
+      credential: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

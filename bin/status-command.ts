@@ -9,6 +9,8 @@
 import { parseArgs } from 'node:util';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { resolveCredential } from '../actors/enrollment/admin-credential.ts';
+import { presentCredential } from '../actors/enrollment/enroll-client.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { AbortError, errorFromWire, InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
@@ -22,7 +24,7 @@ import {
 } from '../runtime/introspection.ts';
 import { MeshTransport } from '../transport/mesh-transport.ts';
 import type { CliIo } from './cli.ts';
-import { resolveTarget, withKvClient } from './kv-commands.ts';
+import { type CommonValues, dataDirOf, resolveTarget, withKvClient } from './kv-commands.ts';
 
 export const statusUsage = `Usage: cloudless status [--tree] [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>]
 
@@ -39,6 +41,7 @@ const defaultTimeoutMs = 10_000;
 /** One node's tree, over a throwaway client identity and one link (like KvClient). */
 async function fetchActorTree(
   address: string,
+  credential: string,
   timeoutMs: number,
   interrupt: AbortSignal,
 ): Promise<ActorTreeSnapshot> {
@@ -51,7 +54,18 @@ async function fetchActorTree(
   let mesh: MeshTransport | undefined;
   const signal = AbortSignal.any([interrupt, AbortSignal.timeout(timeoutMs)]);
   try {
-    mesh = await MeshTransport.start(system, { privateKey, listen: [], dialTimeoutMs: timeoutMs });
+    let started: MeshTransport | undefined;
+    mesh = await MeshTransport.start(system, {
+      privateKey,
+      listen: [],
+      dialTimeoutMs: timeoutMs,
+      // The node admits this throwaway identity as a client once it shows the admin credential.
+      beforeActorDial: async (peerId: string, dialSignal: AbortSignal) => {
+        if (started !== undefined)
+          await presentCredential(started.node, peerId, credential, { signal: dialSignal });
+      },
+    });
+    started = mesh;
     let node: string;
     try {
       node = await mesh.connect(address, { signal });
@@ -137,10 +151,15 @@ function describeTree(tree: ActorTreeSnapshot, address: string): string[] {
 }
 
 async function treeCommand(
-  values: { json?: boolean | undefined; 'timeout-ms'?: string | undefined },
+  values: CommonValues & { json?: boolean | undefined },
   target: { address: string },
   io: CliIo,
 ): Promise<number> {
+  const credential = await resolveCredential({
+    file: values.credential,
+    env: io.env,
+    dataDir: await dataDirOf(values, io),
+  });
   const text = values['timeout-ms'];
   const timeoutMs = text === undefined ? defaultTimeoutMs : Number(text);
   if (text !== undefined && (!/^\d+$/.test(text.trim()) || timeoutMs < 1 || timeoutMs > 3_600_000)) {
@@ -148,7 +167,7 @@ async function treeCommand(
   }
   const interrupt = new AbortController();
   void io.stopRequested.then((signal) => interrupt.abort(new AbortError(`interrupted by ${signal}`)));
-  const tree = await fetchActorTree(target.address, timeoutMs, interrupt.signal);
+  const tree = await fetchActorTree(target.address, credential, timeoutMs, interrupt.signal);
   if (values.json === true) {
     io.out(
       JSON.stringify({
@@ -197,6 +216,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
       'data-dir': { type: 'string' },
       config: { type: 'string' },
       'timeout-ms': { type: 'string' },
+      credential: { type: 'string' },
       json: { type: 'boolean' },
       tree: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },

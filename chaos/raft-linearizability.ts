@@ -305,7 +305,9 @@ export async function runRaftChaos(init: RaftChaosInit): Promise<RaftChaosReport
   let workload: KvWorkload | undefined;
   try {
     for (const node of cluster.nodes) {
-      statusClients.push(await KvClient.connect({ address: node.address, timeoutMs: 10_000 }));
+      statusClients.push(
+        await KvClient.connect({ address: node.address, credential: cluster.credential, timeoutMs: 10_000 }),
+      );
     }
     const first = statusClients[0] as KvClient;
     await until(
@@ -325,7 +327,13 @@ export async function runRaftChaos(init: RaftChaosInit): Promise<RaftChaosReport
     const clientCount = init.clients ?? Math.max(6, init.nodes);
     for (let i = 0; i < clientCount; i++) {
       const node = cluster.node(i % init.nodes);
-      workClients.push(await KvClient.connect({ address: node.address, timeoutMs: callTimeoutMs }));
+      workClients.push(
+        await KvClient.connect({
+          address: node.address,
+          credential: cluster.credential,
+          timeoutMs: callTimeoutMs,
+        }),
+      );
     }
     const keys = Array.from({ length: init.keys ?? 5 }, (_, i) => `chaos/k${i}`);
     workload = new KvWorkload({

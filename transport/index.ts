@@ -9,7 +9,12 @@ export type { FaultAck, FaultCommand, FaultIpcChannel, FaultIpcInit } from './me
 export { applyFaultCommand, faultInjectionEnv, installFaultIpc } from './mesh-fault-ipc.ts';
 export type { MeshFaultRules, MeshFaultStats, MeshFaultsInit } from './mesh-faults.ts';
 export { MeshFaults, partitionDeadLetterReason, partitionReason } from './mesh-faults.ts';
-export type { MeshGate, MeshTransportInit } from './mesh-transport.ts';
+export type {
+  ActorProtocolAdmission,
+  MeshGate,
+  MeshTransportInit,
+  ProtocolHandler,
+} from './mesh-transport.ts';
 export { MeshTransport } from './mesh-transport.ts';
 export type { MsgpackLimits } from './msgpack-limits.ts';
 export type { NodeIdentity } from './node-identity.ts';

@@ -25,16 +25,41 @@ import { createMeshNode, type MeshNode } from './mesh-node.ts';
 import type { MsgpackLimits } from './msgpack-limits.ts';
 import { actorProtocol, PeerLink, type PeerLinkOwner, type PeerLinkSettings } from './peer-link.ts';
 
-/** Decides which peers may connect. Enrollment will admit only members; the default admits all. */
+/**
+ * Decides which peers may connect at all (consulted by the connection gater, both ways). With
+ * enrollment it refuses only removed (blocked) peers: unknown peers must be able to connect to
+ * speak the enrollment protocol. The default admits all.
+ */
 export interface MeshGate {
   admit(peerId: string): boolean | Promise<boolean>;
 }
+
+/**
+ * Decides which peers may open actor-protocol streams to this node (enrollment: members, Raft
+ * members and admitted clients). A refused stream is reset before anything in it is read, so no
+ * actor is reached. Streams this node opens are not checked: it dials only peers it has a reason
+ * to talk to. The default admits all.
+ */
+export interface ActorProtocolAdmission {
+  isAdmitted(peerId: string): boolean;
+}
+
+/** An extra protocol this node serves beside the actor protocol (enrollment). */
+export type ProtocolHandler = (stream: Stream, connection: Connection) => void | Promise<void>;
 
 export interface MeshTransportInit {
   privateKey: PrivateKey;
   /** Multiaddrs to listen on; default loopback on a free port. */
   listen?: string[];
   gate?: MeshGate;
+  /** Who may open actor-protocol streams here; default everyone. */
+  admission?: ActorProtocolAdmission;
+  /**
+   * Runs before every actor-protocol stream this node opens (first contact and each redial), on
+   * the same connection: a client presents its admin credential here, so a peer that restarted
+   * (and forgot it) admits it again before the stream arrives. A throw fails that dial.
+   */
+  beforeActorDial?: (peerId: string, signal: AbortSignal) => Promise<void>;
   /** Largest frame accepted or sent; default 4 MiB. */
   maxFrameBytes?: number;
   /** Decoding limits for remote data. */
@@ -103,6 +128,10 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly #random: () => number;
   readonly #maxIdleLinks: number;
   readonly #violations: Counter<string>;
+  readonly #refused: Counter<string>;
+  #admission: ActorProtocolAdmission | undefined = undefined;
+  #beforeActorDial: ((peerId: string, signal: AbortSignal) => Promise<void>) | undefined = undefined;
+  readonly #protocols = new Set<string>();
   /** Fault injection, for test runs only; undefined (and free) unless `enableFaultInjection` was called. */
   #faults: MeshFaults | undefined = undefined;
   #stopped = false;
@@ -124,6 +153,11 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     this.#violations = new Counter({
       name: 'cloudless_transport_protocol_violations_total',
       help: 'Streams reset because a peer sent garbage, an oversized frame or data past the decode limits',
+      registers: [system.metrics],
+    });
+    this.#refused = new Counter({
+      name: 'cloudless_transport_streams_refused_total',
+      help: 'Actor-protocol streams reset because their peer is not admitted (not a member, not an admitted client)',
       registers: [system.metrics],
     });
     const links = this.#links;
@@ -189,6 +223,8 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       positive('maxIdleLinks', init.maxIdleLinks, 10_000),
     );
     started = transport;
+    transport.#admission = init.admission;
+    transport.#beforeActorDial = init.beforeActorDial;
     await node.handle(
       actorProtocol,
       (stream: Stream, connection: Connection) => transport.#accept(stream, connection, maxInboundStreams),
@@ -278,9 +314,57 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     }
   }
 
+  /**
+   * Serves `protocol` with `handler` until the mesh stops (enrollment registers
+   * `/cloudless/enroll/1.0.0` here). The handler owns each stream: it must close or abort it and
+   * bound its own reads; libp2p resets streams past `maxInboundStreams` per connection.
+   */
+  async handle(
+    protocol: string,
+    handler: ProtocolHandler,
+    options: { maxInboundStreams?: number } = {},
+  ): Promise<void> {
+    if (this.#stopped) throw new UnavailableError(`the mesh is stopped; cannot serve ${protocol}`);
+    if (protocol === actorProtocol || this.#protocols.has(protocol))
+      throw new InvalidRequestError(`${protocol} is served already`);
+    this.#protocols.add(protocol);
+    await this.node.handle(protocol, handler, { maxInboundStreams: options.maxInboundStreams ?? 4 });
+  }
+
+  /** Sets who may open actor-protocol streams (replacing `init.admission`); undefined admits all. */
+  setAdmission(admission: ActorProtocolAdmission | undefined): void {
+    this.#admission = admission;
+  }
+
+  /**
+   * Closes every connection to `peerId` at once and forgets its link (a removed member: what was
+   * queued for it becomes dead letters, no redial is pending). A later send makes a new link,
+   * which dials only if the gate lets it.
+   */
+  closeConnections(peerId: string, reason: string): void {
+    const error = new UnavailableError(`connection to ${peerId} closed: ${reason}`);
+    const link = this.#links.get(peerId);
+    if (link !== undefined) {
+      this.#links.delete(peerId);
+      this.#proxies.delete(link);
+      void link.close();
+    }
+    for (const connection of this.node.getConnections()) {
+      if (connection.remotePeer.toString() === peerId) connection.abort(error);
+    }
+  }
+
   /** An inbound actor-protocol stream: refused (with a warning) past the peer's stream limit. */
   #accept(stream: Stream, connection: Connection, maxInboundStreams: number): void {
-    const link = this.#link(connection.remotePeer.toString());
+    const peerId = connection.remotePeer.toString();
+    // Checked before a link exists, so an unknown peer costs no link, queue or decoder.
+    if (this.#admission !== undefined && !this.#admission.isAdmitted(peerId)) {
+      this.#refused.inc();
+      this.kernel.logger.debug(`actor-protocol stream from ${peerId} reset: the peer is not admitted`);
+      stream.abort(new Error('not admitted: enroll with a join token or present the admin credential first'));
+      return;
+    }
+    const link = this.#link(peerId);
     let open = 0;
     for (const other of connection.streams) {
       if (other.protocol === actorProtocol && other.direction === 'inbound' && other.status === 'open')
@@ -376,6 +460,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   // ---------------------------------------------------------------- PeerLinkOwner
 
   async dial(peerId: string, signal: AbortSignal): Promise<Stream> {
+    if (this.#beforeActorDial !== undefined) await this.#beforeActorDial(peerId, signal);
     return this.node.dialProtocol(peerIdFromString(peerId), actorProtocol, { signal });
   }
 
@@ -533,6 +618,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     this.#faults?.stop();
     this.#system.attachMesh(undefined);
     await Promise.all([...this.#links.values()].map((link) => link.close()));
+    for (const protocol of this.#protocols) await this.node.unhandle(protocol);
     await this.node.stop();
   }
 }

@@ -9,7 +9,10 @@
  *
  * A node with no Raft state and no `join` bootstraps a one-member group; with `join` it starts
  * as an empty member and asks the front door at that address to add it, again with backoff
- * until it is added or stopped. A node that has Raft state already restarts from it (the
+ * until it is added or stopped. With `enroll` (a join token, and the node's description) it
+ * first redeems the token over the enrollment protocol, which makes it a member the other
+ * coordinators admit to the actor protocol, and only then asks to be added to the Raft group;
+ * a refused token fails `joined` at once (no retry can fix it). A node that has Raft state already restarts from it (the
  * membership is in its log), and a `join` passed again is answered at once.
  *
  * The mesh must know where members listen before raft messages can reach them: whenever the
@@ -23,10 +26,14 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'winston';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import type { ActorSystem } from '../../runtime/actor-system.ts';
-import { AbortError, CloudlessError } from '../../runtime/errors.ts';
+import { AbortError, CloudlessError, InvalidRequestError } from '../../runtime/errors.ts';
 import { supervisor } from '../../supervision/supervisor.ts';
 import { SupervisorClient } from '../../supervision/supervisor-client.ts';
 import type { MeshTransport } from '../../transport/mesh-transport.ts';
+import type { Admission } from '../enrollment/admission.ts';
+import { requestJoin } from '../enrollment/enroll-client.ts';
+import { TokenRefusedError, UnauthenticatedClientError } from '../enrollment/enrollment-errors.ts';
+import type { MemberDescription } from '../enrollment/member-record.ts';
 import { type KvServiceMessage, kvService } from './kv-service.ts';
 import { type KvServiceReply, type KvServiceRequest, kvServicePath } from './kv-service-protocol.ts';
 import { kvServiceLimits } from './kv-service-validate.ts';
@@ -63,6 +70,14 @@ export interface CoordinatorInit {
   readonly maxDialAttempts?: number;
   /** Called with the membership in effect whenever it changes (after the dials are started). */
   readonly onMembership?: (membership: Membership) => void;
+  /**
+   * With `join` on a node without Raft state: redeem this token (it must allow the coordinator
+   * role) at `join` before asking to be added. Without it the join goes straight to the front
+   * door, which a node enforcing admission refuses.
+   */
+  readonly enroll?: { readonly token: string } & Omit<MemberDescription, 'addresses'>;
+  /** Told the Raft group's voters and learners (and the coordinators a join answer named). */
+  readonly admission?: Admission;
   readonly random?: () => number;
 }
 
@@ -73,6 +88,8 @@ export interface Coordinator {
   readonly bootstrapped: boolean;
   /** With `join`: resolves with the membership once the group has added this node. */
   readonly joined: Promise<Membership> | undefined;
+  /** The membership this member last applied (undefined before its log is open). */
+  membership(): Membership | undefined;
   /** Stops joining and dialing, then the front door and the member. */
   stop(): Promise<void>;
 }
@@ -179,6 +196,14 @@ export async function startCoordinator(
   const raftDir = path.join(init.dataDir, 'raft');
   const hasState = await hasRaftState(raftDir);
   const bootstrap = !hasState && init.join === undefined;
+  if (!hasState && init.join !== undefined && init.enroll === undefined && init.admission !== undefined) {
+    // The group admits only enrolled members: without a token the join would be refused at the
+    // actor protocol and retried forever.
+    throw new InvalidRequestError(
+      `joining ${init.join} for the first time needs a join token: pass --token (or CLOUDLESS_TOKEN); ` +
+        "create one on the cluster with 'cloudless token create --roles coordinator --ttl 1h'",
+    );
+  }
   const random = init.random ?? Math.random;
   const minMs = init.retry?.minMs ?? 200;
   const maxMs = init.retry?.maxMs ?? 5000;
@@ -193,6 +218,7 @@ export async function startCoordinator(
   const peerRef = (peer: NodeId): ActorRef<RaftMemberMessage> =>
     system.resolve<RaftMemberMessage>({ node: peer, path: raftMemberPath });
   const memberRef = peerRef(id);
+  let lastMembership: Membership | undefined;
   // One behavior for every incarnation: the member serialises a restart's open after the
   // previous incarnation's close through state kept in this closure.
   const memberBehavior = raftMember({
@@ -203,6 +229,8 @@ export async function startCoordinator(
     addresses,
     peerRef,
     onMembership: (membership) => {
+      lastMembership = membership;
+      init.admission?.setRaftMembers([...membership.voters, ...membership.learners]);
       dialer.update(membership);
       init.onMembership?.(membership);
     },
@@ -227,6 +255,8 @@ export async function startCoordinator(
       : joinGroup(components, {
           join,
           addresses,
+          enroll: hasState ? undefined : init.enroll,
+          admission: init.admission,
           timeoutMs: init.joinTimeoutMs ?? 60_000,
           signal: stopJoining.signal,
           log,
@@ -246,6 +276,7 @@ export async function startCoordinator(
     kv: kvRef,
     bootstrapped: bootstrap,
     joined,
+    membership: () => lastMembership,
     async stop() {
       stopJoining.abort(new AbortError('coordinator stopped'));
       dialer.stop();
@@ -266,6 +297,8 @@ async function joinGroup(
   options: {
     join: string;
     addresses: readonly string[];
+    enroll: CoordinatorInit['enroll'];
+    admission: Admission | undefined;
     timeoutMs: number;
     signal: AbortSignal;
     log: Logger;
@@ -273,9 +306,22 @@ async function joinGroup(
   },
 ): Promise<Membership> {
   const { join, signal, log } = options;
+  let enrolled = options.enroll === undefined;
   for (let attempt = 0; ; attempt++) {
     let problem: string;
     try {
+      if (!enrolled && options.enroll !== undefined) {
+        const { token, ...description } = options.enroll;
+        const answer = await requestJoin(
+          mesh.node,
+          join,
+          { token, ...description, addresses: options.addresses },
+          { signal },
+        );
+        options.admission?.seed(answer.coordinators.map((c) => c.id));
+        enrolled = true;
+        log.info('enrolled with a join token', { via: join, tokenId: answer.member.tokenId });
+      }
       const peer = await mesh.connect(join, {
         signal: AbortSignal.any([signal, AbortSignal.timeout(mesh.settings.dialTimeoutMs)]),
       });
@@ -297,6 +343,11 @@ async function joinGroup(
       problem = `${reply.error.code}: ${reply.error.message}`;
     } catch (error) {
       if (signal.aborted) throw new AbortError(`joining via ${join} stopped`, { cause: error });
+      // A refused token stays refused: retrying would only repeat the refusal.
+      if (error instanceof TokenRefusedError || error instanceof UnauthenticatedClientError) {
+        log.error(`join via ${join} refused: ${error.message}`, { reason: error.reason });
+        throw error;
+      }
       problem = error instanceof CloudlessError ? error.message : String(error);
     }
     log.warn(`join via ${join} failed (attempt ${attempt + 1}), retrying: ${problem}`);

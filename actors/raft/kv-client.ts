@@ -28,6 +28,9 @@ import {
 } from '../../runtime/errors.ts';
 import type { LogLevel } from '../../runtime/logging.ts';
 import { MeshTransport } from '../../transport/mesh-transport.ts';
+import { checkCredential, howToGetCredential } from '../enrollment/admin-credential.ts';
+import { presentCredential } from '../enrollment/enroll-client.ts';
+import { UnauthenticatedClientError } from '../enrollment/enrollment-errors.ts';
 import type {
   KvCommandValue,
   KvQueryValue,
@@ -60,6 +63,12 @@ export interface KvClientInit {
   readonly maxConcurrentWrites?: number;
   /** The client's own log level; default silent. */
   readonly logLevel?: LogLevel;
+  /**
+   * The admin credential (the content of the bootstrap node's `<data-dir>/admin.credential`),
+   * presented over the enrollment protocol before every actor-protocol dial. Nodes started by
+   * `cloudless start` admit no client without it.
+   */
+  readonly credential?: string;
 }
 
 export interface KvCallOptions {
@@ -137,6 +146,8 @@ export class KvClient {
       );
     }
     const timeoutMs = init.timeoutMs ?? 10_000;
+    const credential =
+      init.credential === undefined ? undefined : checkCredential(init.credential, 'KvClient credential');
     const privateKey = await generateKeyPair('Ed25519');
     const system = await ActorSystem.start({
       nodeId: peerIdFromPrivateKey(privateKey).toString(),
@@ -145,7 +156,21 @@ export class KvClient {
     });
     let mesh: MeshTransport | undefined;
     try {
-      mesh = await MeshTransport.start(system, { privateKey, listen: [], dialTimeoutMs: timeoutMs });
+      let started: MeshTransport | undefined;
+      mesh = await MeshTransport.start(system, {
+        privateKey,
+        listen: [],
+        dialTimeoutMs: timeoutMs,
+        ...(credential === undefined
+          ? {}
+          : {
+              beforeActorDial: async (peerId: string, signal: AbortSignal) => {
+                if (started !== undefined)
+                  await presentCredential(started.node, peerId, credential, { signal });
+              },
+            }),
+      });
+      started = mesh;
       const signals = [AbortSignal.timeout(timeoutMs), ...(init.signal === undefined ? [] : [init.signal])];
       const nodeId = await mesh.connect(init.address, { signal: AbortSignal.any(signals) });
       return new KvClient(system, mesh, nodeId, init);
@@ -153,8 +178,14 @@ export class KvClient {
       await system.stop();
       await mesh?.stop();
       if (error instanceof InvalidRequestError) throw error;
+      const refused = (error as { cause?: unknown }).cause;
+      if (refused instanceof UnauthenticatedClientError) throw refused;
+      const hint =
+        credential === undefined
+          ? `; if the node admits only members and clients, ${howToGetCredential}`
+          : '';
       throw new UnavailableError(
-        `cannot reach the coordinator at ${init.address} within ${timeoutMs} ms: ${(error as Error).message}`,
+        `cannot reach the coordinator at ${init.address} within ${timeoutMs} ms: ${(error as Error).message}${hint}`,
         { cause: error },
       );
     }

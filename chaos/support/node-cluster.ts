@@ -3,10 +3,15 @@
  * start N nodes, then kill -9, restart, SIGSTOP/SIGCONT and partition them.
  *
  * Each node runs `node bin/cloudless.ts start --roles coordinator --data-dir <root>/n<i>
- * --listen /ip4/127.0.0.1/tcp/<port> --log-level warn --worker-threads 0 [--join <node 0>]` with
+ * --listen /ip4/127.0.0.1/tcp/<port> --log-level warn --worker-threads 0 [--join <node 0> --token T]` with
  * `CLOUDLESS_FAULT_INJECTION=1` and an IPC channel, over which partitions are sent (see
  * transport/mesh-fault-ipc.ts). A node's PeerId and address come from its start banner. The
  * first start listens on a free port; a restart reuses that port, so peers find it again.
+ *
+ * Enrollment: node 0 bootstraps and writes its admin credential (`cluster.credential`, for
+ * `KvClient.connect({ address, credential })`; `cluster.credentialFile` for the CLI). With `join`,
+ * one join token is created on node 0 (`cloudless token create`, one use per joiner) and passed
+ * to each joiner's first start.
  *
  * Partitions: `partition([[0, 1], [2]])` tells every node which peers it cannot reach (those
  * outside its group; a node in no group is cut off from all). The cluster remembers the
@@ -19,13 +24,15 @@
  * Fault schedules draw from `random()`, a mulberry32 stream from `seed` (printed at start), so a
  * failing run can be replayed with the same seed.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { credentialFileName, readCredentialFile } from '../../actors/enrollment/admin-credential.ts';
 import { mulberry32 } from '../../actors/raft/mulberry32.ts';
 import { InvalidRequestError, TimeoutError, UnavailableError } from '../../runtime/errors.ts';
 import type { FaultAck } from '../../transport/mesh-fault-ipc.ts';
@@ -91,6 +98,8 @@ export class ClusterNode {
   /** Fault commands sent while paused, answered once it runs again. */
   readonly deferred = new Set<Promise<FaultAck>>();
   port = 0;
+  /** `--token` for its first start (a joiner's); a restart, with its data dir, needs none. */
+  token: string | undefined;
   readonly #pendingAcks = new Map<
     number,
     { resolve: (ack: FaultAck) => void; reject: (error: Error) => void }
@@ -146,6 +155,12 @@ export class NodeCluster {
   readonly seed: number;
   readonly nodes: readonly ClusterNode[];
   readonly rootDir: string;
+  /**
+   * The admin credential of node 0 (the content of `<n0>/admin.credential`), for
+   * `KvClient.connect({ address, credential })`. Without `join` every node bootstraps its own
+   * group, with its own credential in its data dir; this is node 0's.
+   */
+  credential = '';
   readonly #init: NodeClusterInit;
   readonly #ownsRoot: boolean;
   readonly #random: () => number;
@@ -182,13 +197,95 @@ export class NodeCluster {
     );
     process.on('exit', cluster.#onExit);
     try {
-      await cluster.#spawn(cluster.nodes[0] as ClusterNode);
+      const first = cluster.nodes[0] as ClusterNode;
+      await cluster.#spawn(first);
+      cluster.credential = await cluster.#awaitCredential(first);
+      if (init.join === true && init.size > 1) {
+        const token = await cluster.#createToken(first, init.size - 1);
+        for (const node of cluster.nodes.slice(1)) node.token = token;
+      }
       await Promise.all(cluster.nodes.slice(1).map((node) => cluster.#spawn(node)));
     } catch (error) {
       await cluster.stop();
       throw error;
     }
     return cluster;
+  }
+
+  /** The path of node 0's admin credential file (the CLI's `--credential`). */
+  get credentialFile(): string {
+    return path.join(this.node(0).dataDir, credentialFileName);
+  }
+
+  /** Waits until the bootstrap node wrote its admin credential (it does so after its banner). */
+  async #awaitCredential(node: ClusterNode): Promise<string> {
+    const file = path.join(node.dataDir, credentialFileName);
+    const timeoutMs = this.#init.startTimeoutMs ?? 20_000;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await readCredentialFile(file);
+      } catch (error) {
+        if (!node.alive)
+          throw new UnavailableError(`node ${node.index} exited before it wrote ${file}`, { cause: error });
+        if (performance.now() > deadline)
+          throw new TimeoutError(`node ${node.index} wrote no admin credential within ${timeoutMs} ms`, {
+            cause: error,
+          });
+      }
+      await sleep(50);
+    }
+  }
+
+  /**
+   * `cloudless token create` on node `node` for the cluster's roles with `uses` uses; retried until
+   * the deadline (the bootstrap node stores the credential's hash just after writing the file).
+   */
+  async #createToken(node: ClusterNode, uses: number): Promise<string> {
+    const init = this.#init;
+    const args = [
+      init.entry ?? defaultEntry,
+      'token',
+      'create',
+      '--roles',
+      init.roles ?? 'coordinator',
+      '--ttl',
+      '1h',
+      '--uses',
+      String(uses),
+      '--data-dir',
+      node.dataDir,
+      '--timeout-ms',
+      '5000',
+      '--json',
+    ];
+    const timeoutMs = init.startTimeoutMs ?? 20_000;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          args,
+          { timeout: 15_000, env: { ...process.env, ...init.env } },
+          (error, stdout, stderr) =>
+            resolve({
+              code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1,
+              stdout,
+              stderr,
+            }),
+        );
+      });
+      if (result.code === 0) {
+        const token = (JSON.parse(result.stdout.split('\n')[0] as string) as { token?: unknown }).token;
+        if (typeof token === 'string') return token;
+        throw new UnavailableError(`token create printed no token: ${result.stdout}`);
+      }
+      if (!node.alive || performance.now() > deadline)
+        throw new UnavailableError(
+          `cannot create a join token on node ${node.index} (exit ${result.code}): ${result.stderr.trim()}`,
+        );
+      await sleep(200);
+    }
   }
 
   /** The next number in [0, 1) of the seeded stream (for fault schedules). */
@@ -440,6 +537,8 @@ export class NodeCluster {
       '--worker-threads',
       '0',
       ...(init.join === true && node.index > 0 ? ['--join', this.node(0).address] : []),
+      // Only the first start redeems the token: a restart is already a member.
+      ...(node.token !== undefined && node.peerId === '' ? ['--token', node.token] : []),
       ...(init.args ?? []),
     ];
     const child = spawn(process.execPath, args, {

@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CliNode, freePort, runCli } from '../support/cli-node.ts';
+import { CliNode, createToken, credentialFile, freePort, runCli } from '../support/cli-node.ts';
 import { until } from '../support/deadline.ts';
 
 interface StatusJson {
@@ -20,8 +20,19 @@ interface StatusJson {
   membership: { voters: string[]; learners: string[]; addresses: Record<string, string[]> };
 }
 
+/** `--credential` of the bootstrap node's admin credential: only its data dir holds the file. */
+let credential: string[] = [];
+
 async function statusOf(node: CliNode): Promise<StatusJson | undefined> {
-  const result = await runCli(['status', '--json', '--data-dir', node.dataDir, '--timeout-ms', '3000']);
+  const result = await runCli([
+    'status',
+    '--json',
+    '--data-dir',
+    node.dataDir,
+    '--timeout-ms',
+    '3000',
+    ...credential,
+  ]);
   return result.code === 0 ? (JSON.parse(result.stdout) as StatusJson) : undefined;
 }
 
@@ -36,13 +47,19 @@ describe('cloudless kv and status', function () {
     return dir;
   }
 
-  async function start(init: { dataDir: string; port: number; join?: string }): Promise<CliNode> {
+  async function start(init: {
+    dataDir: string;
+    port: number;
+    join?: string;
+    args?: string[];
+  }): Promise<CliNode> {
     const node = await CliNode.start(init);
     nodes.push(node);
     return node;
   }
 
   afterEach(async () => {
+    credential = [];
     await Promise.allSettled(nodes.splice(0).map((node) => node.stop()));
     await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
   });
@@ -107,10 +124,24 @@ describe('cloudless kv and status', function () {
   it('forms a three-node group with --join, forwards writes to the leader, survives the SIGKILL of the leader and takes the node back', async () => {
     const ports = [await freePort(), await freePort(), await freePort()];
     const first = await start({ dataDir: await dataDir(), port: ports[0] as number });
+    // The admin credential is only in the bootstrap node's data dir; commands on the others name it.
+    credential = ['--credential', credentialFile(first.dataDir)];
+    // Both joiners redeem a join token created on the bootstrap node.
+    const token = ['--token', await createToken(first.dataDir, { roles: 'coordinator', uses: 2 })];
     // One at a time, as the README does it: the group makes one membership change at a time.
-    const second = await start({ dataDir: await dataDir(), port: ports[1] as number, join: first.address });
+    const second = await start({
+      dataDir: await dataDir(),
+      port: ports[1] as number,
+      join: first.address,
+      args: token,
+    });
     await second.waitFor('joined the group');
-    const third = await start({ dataDir: await dataDir(), port: ports[2] as number, join: first.address });
+    const third = await start({
+      dataDir: await dataDir(),
+      port: ports[2] as number,
+      join: first.address,
+      args: token,
+    });
     await third.waitFor('joined the group');
     const all = [first, second, third];
     await until(
@@ -121,9 +152,9 @@ describe('cloudless kv and status', function () {
     );
 
     // Node 3 follows: the write is forwarded to the leader; a linearizable read through node 1 sees it.
-    const put = await runCli(['kv', 'put', 'cluster/k', 'v3', '--data-dir', third.dataDir]);
+    const put = await runCli(['kv', 'put', 'cluster/k', 'v3', '--data-dir', third.dataDir, ...credential]);
     expect(put.code, put.stderr).to.equal(0);
-    const read = await runCli(['kv', 'get', 'cluster/k', '--data-dir', first.dataDir]);
+    const read = await runCli(['kv', 'get', 'cluster/k', '--data-dir', first.dataDir, ...credential]);
     expect(read.stdout.trim()).to.match(/^cluster\/k = v3 /);
 
     const leaderId = (await statusOf(first))?.leaderId;
@@ -141,6 +172,7 @@ describe('cloudless kv and status', function () {
       (survivors[0] as CliNode).dataDir,
       '--timeout-ms',
       '20000',
+      ...credential,
     ]);
     expect(after.code, after.stderr).to.equal(0);
     const newLeader = await until(
@@ -168,6 +200,7 @@ describe('cloudless kv and status', function () {
           restarted.dataDir,
           '--timeout-ms',
           '3000',
+          ...credential,
         ]);
         return got.code === 0 && got.stdout.includes('yes') ? true : undefined;
       },

@@ -5,7 +5,13 @@ import { expect } from 'chai';
 import { KvClient } from '../../actors/raft/kv-client.ts';
 import { nodesLsCommand } from '../../bin/nodes-ls-command.ts';
 import { until } from '../support/deadline.ts';
-import { MembershipProcess, seenEverywhere } from './membership-process.ts';
+import {
+  adminCredential,
+  createJoinToken,
+  credentialFileOf,
+  MembershipProcess,
+  seenEverywhere,
+} from './membership-process.ts';
 
 describe('membership across real processes', function () {
   this.timeout(180_000);
@@ -17,17 +23,26 @@ describe('membership across real processes', function () {
     dir = await mkdtemp(path.join(os.tmpdir(), 'cloudless-membership-'));
     const first = await MembershipProcess.start({ dataDir: path.join(dir, 'c0'), roles: 'coordinator' });
     coordinators = [first];
+    // Enrollment: the joiners' first starts redeem tokens created on the bootstrap node.
+    const coordinatorToken = await createJoinToken(first, { roles: ['coordinator'], uses: 2 });
+    const agentToken = await createJoinToken(first, { roles: ['agent'], uses: 1 });
     for (const name of ['c1', 'c2']) {
       coordinators.push(
         await MembershipProcess.start({
           dataDir: path.join(dir, name),
           roles: 'coordinator',
           join: first.address,
+          token: coordinatorToken,
         }),
       );
     }
     agents = [
-      await MembershipProcess.start({ dataDir: path.join(dir, 'a0'), roles: 'agent', join: first.address }),
+      await MembershipProcess.start({
+        dataDir: path.join(dir, 'a0'),
+        roles: 'agent',
+        join: first.address,
+        token: agentToken,
+      }),
     ];
     const all = [...coordinators, ...agents];
     for (const node of all) await seenEverywhere(all, node.peerId, 'alive', 30_000);
@@ -74,7 +89,13 @@ describe('membership across real processes', function () {
       stopRequested: new Promise<string>(() => undefined),
     };
     const code = await nodesLsCommand(
-      ['--json', '--connect', (coordinators[0] as MembershipProcess).address],
+      [
+        '--json',
+        '--connect',
+        (coordinators[0] as MembershipProcess).address,
+        '--credential',
+        credentialFileOf(coordinators[0] as MembershipProcess),
+      ],
       io,
     );
     expect(code).to.equal(0);
@@ -91,7 +112,11 @@ describe('membership across real processes', function () {
   });
 
   it('keeps membership intact when the leader is killed: a new leader detects without false downs', async () => {
-    const client = await KvClient.connect({ address: (coordinators[0] as MembershipProcess).address });
+    const bootstrap = coordinators[0] as MembershipProcess;
+    const client = await KvClient.connect({
+      address: bootstrap.address,
+      credential: await adminCredential(bootstrap),
+    });
     let leaderId: string;
     try {
       leaderId = (await client.status()).leaderId as string;

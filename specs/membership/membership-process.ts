@@ -2,10 +2,17 @@
  * Membership node processes (specs/fixtures/membership-node.ts) for the multi-process specs and
  * the benchmark: every view change each node reports over IPC is kept, so a spec can wait until
  * every node has seen a status. Every wait has a deadline; `kill()`/`stop()` always end the process.
+ *
+ * Enrollment is on, as in `cloudless start`: a node's first start with `join` needs a `token`
+ * (`createJoinToken(bootstrap, …)`), and clients need the bootstrap node's `adminCredential`.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { credentialFileName, readCredentialFile } from '../../actors/enrollment/admin-credential.ts';
+import { TokenStore } from '../../actors/enrollment/token-store.ts';
+import { KvClient } from '../../actors/raft/kv-client.ts';
+import type { Role } from '../../runtime/node-config.ts';
 import { waitForOutput } from '../support/child-output.ts';
 import { until, withDeadline } from '../support/deadline.ts';
 
@@ -48,13 +55,20 @@ export class MembershipProcess {
     return this.address.split('/p2p/')[1] as string;
   }
 
-  static async start(init: { dataDir: string; roles: string; join?: string }): Promise<MembershipProcess> {
+  /** `token`: the join token of a first start with `join` (a restart needs none). */
+  static async start(init: {
+    dataDir: string;
+    roles: string;
+    join?: string;
+    token?: string;
+  }): Promise<MembershipProcess> {
     const args = [
       '--roles',
       init.roles,
       '--data-dir',
       init.dataDir,
       ...(init.join === undefined ? [] : ['--join', init.join]),
+      ...(init.token === undefined ? [] : ['--token', init.token]),
     ];
     const child = fork(fixture, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     if (process.env.CLI_SPEC_VERBOSE === '1') child.stderr?.pipe(process.stderr);
@@ -85,6 +99,61 @@ export class MembershipProcess {
     } catch {
       await this.kill();
     }
+  }
+}
+
+/** The file the bootstrap node writes its admin credential to (the CLI's `--credential`). */
+export function credentialFileOf(bootstrap: MembershipProcess): string {
+  return path.join(bootstrap.dataDir, credentialFileName);
+}
+
+/** The bootstrap node's admin credential (written just after it is up), for KvClients. */
+export function adminCredential(bootstrap: MembershipProcess, timeoutMs = 20_000): Promise<string> {
+  const file = credentialFileOf(bootstrap);
+  return until(
+    () => readCredentialFile(file).catch(() => undefined),
+    timeoutMs,
+    `the admin credential in ${file}`,
+    50,
+  );
+}
+
+/**
+ * A join token for `roles` with `uses` uses, created through the bootstrap node (retried until
+ * its credential's hash is stored, just after it is up).
+ */
+export async function createJoinToken(
+  bootstrap: MembershipProcess,
+  init: { roles: Role[]; uses: number; timeoutMs?: number },
+): Promise<string> {
+  const credential = await adminCredential(bootstrap);
+  let last: unknown;
+  try {
+    return await until(
+      async () => {
+        try {
+          const client = await KvClient.connect({ address: bootstrap.address, credential, timeoutMs: 5000 });
+          try {
+            const { token } = await new TokenStore({ kv: client }).create({
+              roles: init.roles,
+              ttlMs: 3_600_000,
+              maxUses: init.uses,
+            });
+            return token;
+          } finally {
+            await client.close();
+          }
+        } catch (error) {
+          last = error;
+          return undefined;
+        }
+      },
+      init.timeoutMs ?? 30_000,
+      `a join token from ${bootstrap.address}`,
+      200,
+    );
+  } catch (error) {
+    throw new Error(`cannot create a join token: ${(last as Error | undefined)?.message}`, { cause: error });
   }
 }
 

@@ -6,6 +6,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { credentialFileName, readCredentialFile } from '../../actors/enrollment/admin-credential.ts';
 import { waitForOutput } from './child-output.ts';
 import { until, withDeadline } from './deadline.ts';
 
@@ -39,6 +40,66 @@ export function runCli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * The admin credential the bootstrap node at `dataDir` writes just after its banner: waits for
+ * the file and resolves with its content (for `KvClient.connect({ address, credential })`).
+ */
+export function adminCredential(dataDir: string, timeoutMs = 20_000): Promise<string> {
+  const file = path.join(dataDir, credentialFileName);
+  return until(
+    () => readCredentialFile(file).catch(() => undefined),
+    timeoutMs,
+    `the admin credential in ${file}`,
+    50,
+  );
+}
+
+/** The path of the admin credential the bootstrap node at `dataDir` writes (the CLI's `--credential`). */
+export function credentialFile(dataDir: string): string {
+  return path.join(dataDir, credentialFileName);
+}
+
+/**
+ * `cloudless token create --roles <roles> --ttl 1h --uses <uses>` on the bootstrap node at
+ * `dataDir` (retried until the credential is stored, just after the node's banner); resolves with
+ * the token for `start --join … --token`.
+ */
+export async function createToken(
+  dataDir: string,
+  init: { roles?: string; uses?: number; timeoutMs?: number } = {},
+): Promise<string> {
+  const args = [
+    'token',
+    'create',
+    '--roles',
+    init.roles ?? 'coordinator',
+    '--ttl',
+    '1h',
+    '--uses',
+    String(init.uses ?? 1),
+    '--data-dir',
+    dataDir,
+    '--timeout-ms',
+    '5000',
+    '--json',
+  ];
+  let last: CliResult | undefined;
+  try {
+    return await until(
+      async () => {
+        last = await runCli(args);
+        if (last.code !== 0) return undefined;
+        return (JSON.parse(last.stdout.split('\n')[0] as string) as { token: string }).token;
+      },
+      init.timeoutMs ?? 30_000,
+      `a join token from ${dataDir}`,
+      200,
+    );
+  } catch (error) {
+    throw new Error(`token create failed: ${last?.stderr.trim() ?? ''}`, { cause: error });
+  }
 }
 
 export class CliNode {
@@ -77,7 +138,10 @@ export class CliNode {
     );
   }
 
-  /** Starts a coordinator on 127.0.0.1:`port` and waits for its banner. */
+  /**
+   * Starts a coordinator on 127.0.0.1:`port` and waits for its banner. A first start with `join`
+   * needs a join token: pass `args: ['--token', await createToken(bootstrap.dataDir)]`.
+   */
   static async start(init: {
     dataDir: string;
     port: number;
