@@ -4,6 +4,7 @@
  * one answer, within the protocol's deadline; a refusal comes back as the error class it was
  * (`TokenRefusedError` with its reason, `UnauthenticatedClientError`, `UnavailableError`).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
@@ -20,7 +21,7 @@ import {
   type JoinRequest,
   readEnrollMessage,
 } from './enroll-protocol.ts';
-import { enrollmentErrorFromWire } from './enrollment-errors.ts';
+import { EnrollmentUnavailableError, enrollmentErrorFromWire } from './enrollment-errors.ts';
 import { checkPeerId, decodeMemberRecord, type MemberRecord, memberKey } from './member-record.ts';
 
 function target(to: string): PeerId | Multiaddr {
@@ -86,7 +87,24 @@ export async function presentCredential(
   options: { signal?: AbortSignal } = {},
 ): Promise<void> {
   const request: ClientRequest = { type: 'client', credential };
-  await enrollRequest(node, to, request, options);
+  // A node that has just started or joined may not have read the credential's hash from the
+  // store yet, and says so: that passes within moments, so ask again (until `signal` gives up).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await enrollRequest(node, to, request, options);
+      return;
+    } catch (error) {
+      if (
+        !(error instanceof EnrollmentUnavailableError) ||
+        options.signal?.aborted === true ||
+        attempt >= 50
+      ) {
+        throw error;
+      }
+    }
+    const delay = Math.min(1000, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+    await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal });
+  }
 }
 
 export interface JoinAnswer {

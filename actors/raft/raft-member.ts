@@ -420,8 +420,12 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
     timers: TimerScheduler<RaftMemberMessage>,
   ): Behavior<RaftMemberMessage> {
     const config: RaftConfig = {
-      electionTicks: 10,
-      heartbeatTicks: 2,
+      // At the default 20 ms tick: heartbeats every 100 ms and elections after 0.5–1 s of
+      // silence (etcd's defaults are 100 ms and 1 s). Faster heartbeats cost every member CPU
+      // all the time (each is a message and an answer per follower) for nothing but a faster
+      // failover, and failure detection of members does not ride on them.
+      electionTicks: 25,
+      heartbeatTicks: 5,
       maxEntriesPerMessage: 256,
       maxInflight: 8,
       seed: Math.floor(Math.random() * 0x7fffffff),
