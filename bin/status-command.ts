@@ -25,6 +25,7 @@ import {
 import { MeshTransport } from '../transport/mesh-transport.ts';
 import type { CliIo } from './cli.ts';
 import { type CommonValues, dataDirOf, resolveTarget, withKvClient } from './kv-commands.ts';
+import { formatMembers, listMembers, memberSummary } from './nodes-ls-command.ts';
 
 export const statusUsage = `Usage: cloudless status [--tree] [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>]
 
@@ -233,8 +234,14 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   if (values.tree === true) return treeCommand(values, await resolveTarget(values, io), io);
   return withKvClient(values, io, async (client, signal) => {
     const status = await client.status({ signal });
-    if (values.json === true) io.out(JSON.stringify({ address: client.address, ...status }));
-    else for (const line of describe(status, client.address)) io.out(line);
+    // The cluster's members beside the Raft group (coordinators are both).
+    const { members } = await listMembers(client, signal);
+    if (values.json === true) io.out(JSON.stringify({ address: client.address, ...status, members }));
+    else {
+      for (const line of describe(status, client.address)) io.out(line);
+      io.out(memberSummary(members));
+      for (const line of formatMembers(members, Date.now())) io.out(`  ${line}`);
+    }
     return 0;
   });
 }
