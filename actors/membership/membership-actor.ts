@@ -131,6 +131,11 @@ export interface MembershipProps {
    * `addresses` if not; a node that reached the store through a follower has none yet.
    */
   readonly connect?: (id: string, addresses: readonly string[]) => Promise<void>;
+  /**
+   * Told the voters' addresses from every status: a node that is not a coordinator must still
+   * find the store when the coordinator it joined through is gone.
+   */
+  readonly learnCoordinators?: (addresses: readonly string[]) => void;
   /** This node's addresses, labels and zone for its own record. */
   readonly addresses: readonly string[];
   readonly labels?: Readonly<Record<string, string>>;
@@ -641,6 +646,14 @@ export function membershipActor(props: MembershipProps): Behavior<MembershipMess
               return Behaviors.same;
             }
             leaderId = status.leaderId;
+            const voters = status.membership?.voters ?? [];
+            props.learnCoordinators?.(
+              voters.flatMap((voter) =>
+                (status.membership?.addresses[voter] ?? []).map((a) =>
+                  a.includes('/p2p/') ? a : `${a}/p2p/${voter}`,
+                ),
+              ),
+            );
             if (props.connect !== undefined && leaderId !== undefined && leaderId !== self && !dialing) {
               const addresses =
                 status.membership?.addresses[leaderId] ?? view.get(leaderId)?.record.addresses ?? [];

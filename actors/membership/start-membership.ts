@@ -58,10 +58,17 @@ export async function startMembership(
       `node ${mesh.peerId} runs no coordinator and knows none: pass --join <coordinator multiaddr> so that membership can reach the store`,
     );
   }
+  /** The configured coordinators, then every voter address a status has named (bounded). */
+  const known = [...coordinators];
+  const learnCoordinators = (addresses: readonly string[]): void => {
+    for (const address of addresses) {
+      if (!known.includes(address) && known.length < 64) known.push(address);
+    }
+  };
   const frontDoor = async (attempt: number): Promise<ActorRef<KvServiceRequest>> => {
     if (coordinator !== undefined)
       return system.resolve<KvServiceRequest>({ node: mesh.peerId, path: kvServicePath });
-    const address = coordinators[attempt % coordinators.length] as string;
+    const address = known[attempt % known.length] as string;
     const peer = await mesh.connect(address, { signal: AbortSignal.timeout(mesh.settings.dialTimeoutMs) });
     return system.resolve<KvServiceRequest>({ node: peer, path: kvServicePath });
   };
@@ -89,6 +96,7 @@ export async function startMembership(
       coordinator: coordinator !== undefined,
       frontDoor,
       connect,
+      learnCoordinators,
       addresses: mesh.multiaddrs,
       ...(init.labels === undefined ? {} : { labels: init.labels }),
       ...(init.zone === undefined ? {} : { zone: init.zone }),
