@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'winston';
 import { Admission } from '../actors/enrollment/admission.ts';
 import { startEnrollment } from '../actors/enrollment/node-enrollment.ts';
-import { startMembership } from '../actors/membership/index.ts';
+import { sampleResources, startMembership } from '../actors/membership/index.ts';
 import { type Coordinator, raftMemberPath, startCoordinator } from '../actors/raft/coordinator.ts';
 import { kvServicePath } from '../actors/raft/kv-service-protocol.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
@@ -280,6 +280,8 @@ async function start(argv: string[], io: CliIo): Promise<number> {
   const parts: NodePart[] = [];
   let coordinator: Coordinator | undefined;
   let metrics: MetricsServer | undefined;
+  // What a joining node tells the coordinator about itself; heartbeats keep it current after.
+  const resources = await sampleResources(config.dataDir);
   const nodeFile = path.join(config.dataDir, nodeFileName);
   try {
     if (config.metricsAddr !== undefined) {
@@ -308,7 +310,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
                   roles: config.roles,
                   labels: config.labels,
                   zone: config.zone,
-                  resources: undefined,
+                  resources,
                 },
               }),
         },
@@ -344,6 +346,7 @@ async function start(argv: string[], io: CliIo): Promise<number> {
         token: config.token,
         labels: config.labels,
         zone: config.zone,
+        resources,
       },
     );
     parts.push({ name: 'enrollment', stop: () => enrollment.stop() });
