@@ -20,6 +20,7 @@ import {
   resolveNodeConfig,
 } from '../runtime/node-config.ts';
 import type { CliIo } from './cli.ts';
+import { runSubcommand } from './subcommands.ts';
 
 /** What `cloudless start` writes in its data dir once it listens, and removes on a clean stop. */
 export const nodeFileName = 'node.json';
@@ -377,28 +378,12 @@ async function kvWatch(argv: string[], io: CliIo): Promise<number> {
   });
 }
 
-export async function kvCommand(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'get':
-      return kvGet(rest, io);
-    case 'put':
-      return kvPut(rest, io);
-    case 'del':
-    case 'delete':
-      return kvDel(rest, io);
-    case 'ls':
-      return kvLs(rest, io);
-    case 'watch':
-      return kvWatch(rest, io);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(kvUsage);
-      return 0;
-    default:
-      io.err(`cloudless: unknown kv command '${command}'\n\n${kvUsage}`);
-      return 2;
-  }
+export function kvCommand(argv: string[], io: CliIo): Promise<number> {
+  return runSubcommand(
+    'kv',
+    { get: kvGet, put: kvPut, del: kvDel, delete: kvDel, ls: kvLs, watch: kvWatch },
+    kvUsage,
+    argv,
+    io,
+  );
 }

@@ -10,6 +10,7 @@ import { InvalidRequestError } from '../runtime/errors.ts';
 import type { CliIo } from './cli.ts';
 import { withKvClient } from './kv-commands.ts';
 import { nodesLsCommand } from './nodes-ls-command.ts';
+import { runSubcommand } from './subcommands.ts';
 
 export const nodesUsage = `Usage: cloudless nodes <command> [options]
 
@@ -63,21 +64,6 @@ async function nodesRm(argv: string[], io: CliIo): Promise<number> {
   });
 }
 
-export async function nodesCommand(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'ls':
-      return nodesLsCommand(rest, io);
-    case 'rm':
-      return nodesRm(rest, io);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(nodesUsage);
-      return 0;
-    default:
-      io.err(`cloudless: unknown nodes command '${command}'\n\n${nodesUsage}`);
-      return 2;
-  }
+export function nodesCommand(argv: string[], io: CliIo): Promise<number> {
+  return runSubcommand('nodes', { ls: nodesLsCommand, rm: nodesRm }, nodesUsage, argv, io);
 }

@@ -20,6 +20,7 @@ import {
 import { createMeshNode, defaultListen, type MeshNode } from '../transport/mesh-node.ts';
 import { loadOrCreateIdentity, writeIdentityFile } from '../transport/node-identity.ts';
 import type { CliIo } from './cli.ts';
+import { runSubcommand } from './subcommands.ts';
 
 export const peerUsage = `Usage: cloudless peer <command> [options]
 
@@ -401,25 +402,12 @@ async function peerKeygen(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-export async function peerCommand(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'id':
-      return peerId(rest, io);
-    case 'ping':
-      return peerPing(rest, io);
-    case 'identify':
-      return peerIdentify(rest, io);
-    case 'keygen':
-      return peerKeygen(rest, io);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(peerUsage);
-      return 0;
-    default:
-      io.err(`cloudless: unknown peer command '${command}'\n\n${peerUsage}`);
-      return 2;
-  }
+export function peerCommand(argv: string[], io: CliIo): Promise<number> {
+  return runSubcommand(
+    'peer',
+    { id: peerId, ping: peerPing, identify: peerIdentify, keygen: peerKeygen },
+    peerUsage,
+    argv,
+    io,
+  );
 }

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { resolveCredential } from '../actors/enrollment/admin-credential.ts';
-import { presentCredential } from '../actors/enrollment/enroll-client.ts';
+import { startClientMesh } from '../actors/raft/kv-client.ts';
 import type { RaftStatusReply } from '../actors/raft/raft-member.ts';
 import { ActorSystem } from '../runtime/actor-system.ts';
 import { AbortError, errorFromWire, InvalidRequestError, UnavailableError } from '../runtime/errors.ts';
@@ -22,7 +22,7 @@ import {
   introspectionPath,
   maxSnapshotActors,
 } from '../runtime/introspection.ts';
-import { MeshTransport } from '../transport/mesh-transport.ts';
+import type { MeshTransport } from '../transport/mesh-transport.ts';
 import type { CliIo } from './cli.ts';
 import { type CommonValues, dataDirOf, resolveTarget, withKvClient } from './kv-commands.ts';
 import { formatMembers, listMembers, memberSummary } from './nodes-ls-command.ts';
@@ -55,18 +55,7 @@ async function fetchActorTree(
   let mesh: MeshTransport | undefined;
   const signal = AbortSignal.any([interrupt, AbortSignal.timeout(timeoutMs)]);
   try {
-    let started: MeshTransport | undefined;
-    mesh = await MeshTransport.start(system, {
-      privateKey,
-      listen: [],
-      dialTimeoutMs: timeoutMs,
-      // The node admits this throwaway identity as a client once it shows the admin credential.
-      beforeActorDial: async (peerId: string, dialSignal: AbortSignal) => {
-        if (started !== undefined)
-          await presentCredential(started.node, peerId, credential, { signal: dialSignal });
-      },
-    });
-    started = mesh;
+    mesh = await startClientMesh(system, { privateKey, timeoutMs, credential });
     let node: string;
     try {
       node = await mesh.connect(address, { signal });

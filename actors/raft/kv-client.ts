@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { ActorSystem } from '../../runtime/actor-system.ts';
@@ -111,6 +112,36 @@ function rebuild(error: KvServiceError): Error {
   return errorFromWire(error);
 }
 
+/**
+ * The libp2p side of a client (a `KvClient`, a CLI command): listens nowhere, and before its
+ * first actor-protocol stream to a node presents the admin credential, which gets this
+ * throwaway identity admitted as a client.
+ */
+export async function startClientMesh(
+  system: ActorSystem,
+  init: {
+    readonly privateKey: PrivateKey;
+    readonly timeoutMs: number;
+    readonly credential?: string | undefined;
+  },
+): Promise<MeshTransport> {
+  const { credential } = init;
+  let started: MeshTransport | undefined;
+  started = await MeshTransport.start(system, {
+    privateKey: init.privateKey,
+    listen: [],
+    dialTimeoutMs: init.timeoutMs,
+    ...(credential === undefined
+      ? {}
+      : {
+          beforeActorDial: async (peerId: string, signal: AbortSignal) => {
+            if (started !== undefined) await presentCredential(started.node, peerId, credential, { signal });
+          },
+        }),
+  });
+  return started;
+}
+
 export class KvClient {
   /** Base of this client's ids; lanes are `<clientId>/<n>`. */
   readonly clientId: string;
@@ -156,21 +187,7 @@ export class KvClient {
     });
     let mesh: MeshTransport | undefined;
     try {
-      let started: MeshTransport | undefined;
-      mesh = await MeshTransport.start(system, {
-        privateKey,
-        listen: [],
-        dialTimeoutMs: timeoutMs,
-        ...(credential === undefined
-          ? {}
-          : {
-              beforeActorDial: async (peerId: string, signal: AbortSignal) => {
-                if (started !== undefined)
-                  await presentCredential(started.node, peerId, credential, { signal });
-              },
-            }),
-      });
-      started = mesh;
+      mesh = await startClientMesh(system, { privateKey, timeoutMs, credential });
       const signals = [AbortSignal.timeout(timeoutMs), ...(init.signal === undefined ? [] : [init.signal])];
       const nodeId = await mesh.connect(init.address, { signal: AbortSignal.any(signals) });
       return new KvClient(system, mesh, nodeId, init);
