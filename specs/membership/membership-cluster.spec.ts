@@ -144,4 +144,23 @@ describe('membership across real processes', function () {
       );
     }
   });
+  it('finds a service registered on an agent from a coordinator, and drops it once the agent is down', async () => {
+    const agent = agents[0] as MembershipProcess;
+    const coordinator = coordinators[1] as MembershipProcess;
+    await agent.request({ type: 'register-echo' });
+    const found = await until(
+      async () => {
+        const answer = await coordinator.request<{ nodes: string[] }>({ type: 'find-echo' });
+        return answer.nodes.includes(agent.peerId) ? answer : undefined;
+      },
+      10_000,
+      'the agent’s echo service found from a coordinator',
+      200,
+    );
+    expect(found.nodes).to.deep.equal([agent.peerId]);
+    await agent.kill();
+    await seenEverywhere(everyone(), agent.peerId, 'down', 10_000);
+    const after = await coordinator.request<{ nodes: string[] }>({ type: 'find-echo' });
+    expect(after.nodes).to.deep.equal([]);
+  });
 });

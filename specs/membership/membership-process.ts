@@ -86,6 +86,27 @@ export class MembershipProcess {
     }
   }
 
+  /** Sends an IPC command to the fixture and resolves with its answer (`id` pairs them). */
+  request<T>(command: { type: string }, timeoutMs = 10_000): Promise<T> {
+    const id = ++this.#requests;
+    return withDeadline(
+      new Promise<T>((resolve, reject) => {
+        const onMessage = (message: { id?: number; type?: string; error?: string }): void => {
+          if (message.id !== id) return;
+          this.child.off('message', onMessage);
+          if (message.type === 'failed') reject(new Error(message.error));
+          else resolve(message as T);
+        };
+        this.child.on('message', onMessage);
+        this.child.send({ ...command, id });
+      }),
+      timeoutMs,
+      `${command.type} from ${this.dataDir}`,
+    );
+  }
+
+  #requests = 0;
+
   async kill(): Promise<void> {
     if (this.alive) this.child.kill('SIGKILL');
     await withDeadline(this.exited, 10_000, `${this.dataDir} to exit on SIGKILL`);
