@@ -50,7 +50,8 @@ Exit codes: 0 done, 1 the store or the network failed (or get found no key), 2 b
 const defaultTimeoutMs = 10_000;
 const defaultListLimit = 1000;
 
-const commonOptions = {
+/** The options every command that talks to a node takes (kv, status, nodes, token). */
+export const commonOptions = {
   connect: { type: 'string' },
   'data-dir': { type: 'string' },
   config: { type: 'string' },

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { blockedKey, checkPeerId, memberKey } from '../actors/enrollment/member-record.ts';
 import { InvalidRequestError } from '../runtime/errors.ts';
 import type { CliIo } from './cli.ts';
-import { withKvClient } from './kv-commands.ts';
+import { commonOptions, withKvClient } from './kv-commands.ts';
 import { nodesLsCommand } from './nodes-ls-command.ts';
 import { runSubcommand } from './subcommands.ts';
 
@@ -22,21 +22,12 @@ Options:
   --connect <multiaddr>  --data-dir <dir>  --config <file>  --timeout-ms <n>  --json
   --credential <file>    the admin credential (default <data-dir>/admin.credential, or CLOUDLESS_CREDENTIAL)`;
 
-const common = {
-  connect: { type: 'string' },
-  'data-dir': { type: 'string' },
-  config: { type: 'string' },
-  'timeout-ms': { type: 'string' },
-  credential: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
-
 async function nodesRm(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     strict: true,
     allowPositionals: true,
-    options: common,
+    options: commonOptions,
   });
   if (positionals.length !== 1)
     throw new InvalidRequestError('nodes rm takes one PeerId (from cloudless nodes ls)');

@@ -12,7 +12,7 @@ import {
 } from '../actors/membership/member-record.ts';
 import type { KvClient } from '../actors/raft/kv-client.ts';
 import type { CliIo } from './cli.ts';
-import { withKvClient } from './kv-commands.ts';
+import { commonOptions, withKvClient } from './kv-commands.ts';
 
 export const nodesLsUsage = `Usage: cloudless nodes ls [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>] [--credential <file>]
 
@@ -98,12 +98,7 @@ export async function nodesLsCommand(argv: string[], io: CliIo): Promise<number>
     strict: true,
     allowPositionals: true,
     options: {
-      connect: { type: 'string' },
-      'data-dir': { type: 'string' },
-      config: { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      credential: { type: 'string' },
-      json: { type: 'boolean' },
+      ...commonOptions,
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -24,7 +24,7 @@ import {
 } from '../runtime/introspection.ts';
 import type { MeshTransport } from '../transport/mesh-transport.ts';
 import type { CliIo } from './cli.ts';
-import { type CommonValues, dataDirOf, resolveTarget, withKvClient } from './kv-commands.ts';
+import { type CommonValues, commonOptions, dataDirOf, resolveTarget, withKvClient } from './kv-commands.ts';
 import { formatMembers, listMembers, memberSummary } from './nodes-ls-command.ts';
 
 export const statusUsage = `Usage: cloudless status [--tree] [--json] [--connect <multiaddr>] [--data-dir <dir>] [--config <file>] [--timeout-ms <n>]
@@ -202,12 +202,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     strict: true,
     allowPositionals: true,
     options: {
-      connect: { type: 'string' },
-      'data-dir': { type: 'string' },
-      config: { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      credential: { type: 'string' },
-      json: { type: 'boolean' },
+      ...commonOptions,
       tree: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

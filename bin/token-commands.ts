@@ -7,7 +7,7 @@ import { checkRoles, checkTokenId, describeToken } from '../actors/enrollment/to
 import { TokenStore } from '../actors/enrollment/token-store.ts';
 import { InvalidRequestError } from '../runtime/errors.ts';
 import type { CliIo } from './cli.ts';
-import { withKvClient } from './kv-commands.ts';
+import { commonOptions, withKvClient } from './kv-commands.ts';
 
 export const tokenUsage = `Usage: cloudless token <command> [options]
 
@@ -22,15 +22,6 @@ Options:
 
 DURATION is a number with s, m, h or d (e.g. 30m, 1h, 7d). A node joins with
 'cloudless start --join <coordinator multiaddr> --token <token>'.`;
-
-const common = {
-  connect: { type: 'string' },
-  'data-dir': { type: 'string' },
-  config: { type: 'string' },
-  'timeout-ms': { type: 'string' },
-  credential: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
 
 export function parseDuration(text: string | undefined, flag: string): number {
   const match = /^(\d{1,9})(s|m|h|d)$/.exec(text ?? '');
@@ -50,7 +41,12 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
         args: rest,
         strict: true,
         allowPositionals: true,
-        options: { ...common, roles: { type: 'string' }, ttl: { type: 'string' }, uses: { type: 'string' } },
+        options: {
+          ...commonOptions,
+          roles: { type: 'string' },
+          ttl: { type: 'string' },
+          uses: { type: 'string' },
+        },
       });
       if (positionals.length > 0)
         throw new InvalidRequestError(`token create takes no arguments\n\n${tokenUsage}`);
@@ -78,7 +74,12 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       });
     }
     case 'ls': {
-      const { values } = parseArgs({ args: rest, strict: true, allowPositionals: false, options: common });
+      const { values } = parseArgs({
+        args: rest,
+        strict: true,
+        allowPositionals: false,
+        options: commonOptions,
+      });
       return withKvClient(values, io, async (client) => {
         const now = Date.now();
         for (const record of await new TokenStore({ kv: client }).list()) {
@@ -97,7 +98,7 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
         args: rest,
         strict: true,
         allowPositionals: true,
-        options: common,
+        options: commonOptions,
       });
       if (positionals.length !== 1)
         throw new InvalidRequestError('token revoke takes one token id (from cloudless token ls)');
