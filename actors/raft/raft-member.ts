@@ -1025,6 +1025,13 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
             notLeader(message.replyTo, 'the transfer request');
             return Behaviors.same;
           }
+          if (transferWaiters.length >= 16) {
+            message.replyTo.tell({
+              ok: false,
+              error: failure('UNAVAILABLE', 'too many leadership transfers waiting; retry later'),
+            });
+            return Behaviors.same;
+          }
           const target =
             message.to ??
             state.membership.voters
