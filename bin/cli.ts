@@ -8,6 +8,8 @@ import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'winston';
+import { startAgent } from '../actors/agent/start-agent.ts';
+import { workloadService, workloadServicePath } from '../actors/coordinator/workload-service.ts';
 import { Admission } from '../actors/enrollment/admission.ts';
 import { startEnrollment } from '../actors/enrollment/node-enrollment.ts';
 import { sampleResources, startMembership } from '../actors/membership/index.ts';
@@ -379,6 +381,14 @@ async function start(argv: string[], io: CliIo): Promise<number> {
         async () => ((await membership.members(1000)).loaded ? undefined : 'member records not loaded yet'),
       ],
     });
+    if (coordinator !== undefined) {
+      const member = coordinator.member;
+      system.spawn(workloadService({ member }), { name: 'workloads' });
+    }
+    if (config.roles.includes('agent')) {
+      const agent = startAgent({ system, membership }, { dataDir: config.dataDir });
+      parts.push({ name: 'node agent', stop: () => agent.stop() });
+    }
     for (const part of parts) if (part.readiness !== undefined) metrics?.setReadinessCheck(...part.readiness);
     await removeStaleTempFiles(nodeFile);
     const record = { version: 1, peerId: nodeId, addresses: mesh.multiaddrs, pid: process.pid };
@@ -426,12 +436,14 @@ async function start(argv: string[], io: CliIo): Promise<number> {
       () => undefined,
     );
   }
-  const idle = config.roles.filter((role) => role !== 'coordinator');
-  if (idle.length > 0) {
+  if (coordinator !== undefined)
     io.out(
-      `  not yet: scheduler, node agent, object store; roles ${idle.join(',')} are accepted but have nothing to run`,
+      `  workloads: front door ${workloadServicePath}; scheduler shards and plan applier run on the Raft leader`,
     );
-  }
+  if (config.roles.includes('agent'))
+    io.out(`  node agent: /user/agent runs replicas in ${path.join(config.dataDir, 'replicas')}`);
+  if (config.roles.includes('storage'))
+    io.out('  not yet: object store; the storage role is accepted but has nothing to run');
   io.out(`  local commands find this node through ${nodeFile}`);
   const cli = commandName();
   const dirFlag =

@@ -6,6 +6,7 @@
 export type ErrorCode =
   | 'NOT_FOUND'
   | 'INVALID_REQUEST'
+  | 'POLICY_VIOLATION'
   | 'UNAVAILABLE'
   | 'TIMEOUT'
   | 'ABORTED'
@@ -43,6 +44,13 @@ export class NotFoundError extends CloudlessError {
 export class InvalidRequestError extends CloudlessError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('INVALID_REQUEST', message, options);
+  }
+}
+
+/** An admission policy refused the request (a workload create, update, scale or delete). */
+export class PolicyViolationError extends CloudlessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('POLICY_VIOLATION', message, options);
   }
 }
 
@@ -145,6 +153,7 @@ function withMessage<TError extends Error>(error: TError, message: string): TErr
 const byCode: Record<ErrorCode, (message: string) => CloudlessError> = {
   NOT_FOUND: (m) => new NotFoundError(m),
   INVALID_REQUEST: (m) => new InvalidRequestError(m),
+  POLICY_VIOLATION: (m) => new PolicyViolationError(m),
   UNAVAILABLE: (m) => new UnavailableError(m),
   TIMEOUT: (m) => new TimeoutError(m),
   ABORTED: (m) => new AbortError(m),

@@ -27,6 +27,7 @@ export {
   MaxRestartIntensityError,
   NotFoundError,
   NotLeaderError,
+  PolicyViolationError,
   StashOverflowError,
   TimeoutError,
   UnavailableError,

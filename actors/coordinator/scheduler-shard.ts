@@ -1,0 +1,274 @@
+/**
+ * A scheduler shard (docs/workloads.md), on the Raft leader only: it owns the workloads whose
+ * hash falls in its range (`shardIndexOf`), keeps its own view of the nodes from the store's
+ * watch, and turns pending replicas into plans: filter → score every node → select, or preempt
+ * lower-priority replicas when nothing fits. Its own decisions count in its view at once, so a
+ * batch of replicas spreads; the plan applier has the last word, and a refused plan is decided
+ * again on the refreshed view.
+ *
+ * It remembers the last decision per replica (bounded) for `cloudless explain`, and decides
+ * afresh, without changing anything, for a replica it has no decision for.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ActorRef } from '../../runtime/actor-ref.ts';
+import { type Behavior, Behaviors } from '../../runtime/behavior.ts';
+import type { RaftMemberMessage } from '../raft/raft-member.ts';
+import { applyPlacement, removePlacement } from '../scheduler/placement.ts';
+import type { Decision, Eviction, PlacementRequest, SchedulerWeights } from '../scheduler/scheduler-types.ts';
+import { defaultWeights } from '../scheduler/scores.ts';
+import { decide } from '../scheduler/select.ts';
+import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
+import type { PlanApplierMessage, PlanResult } from './plan-applier.ts';
+import { type StoreFeed, StoreFollower } from './store-follower.ts';
+import type { ScheduleRequest } from './workload-controller.ts';
+import { replicaIdOf } from './workload-records.ts';
+
+/** FNV-1a: which shard owns a workload (stable across nodes and restarts). */
+export function shardIndexOf(workloadId: string, shards: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < workloadId.length; i++) {
+    hash ^= workloadId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  // The top bits pick the range: shard i owns [i·2³²/n, (i+1)·2³²/n).
+  return Math.floor((hash / 2 ** 32) * shards);
+}
+
+export interface ReplicaExplanation {
+  readonly index: number;
+  readonly replicaId: string;
+  readonly state: string;
+  readonly node: string | undefined;
+  /** When it was decided (ms since the epoch), or undefined for a decision made for this answer. */
+  readonly decidedAt: number | undefined;
+  readonly decision: Decision;
+}
+
+export interface ExplainReply {
+  readonly type: 'explanation';
+  readonly workloadId: string;
+  readonly found: boolean;
+  readonly replicas: readonly ReplicaExplanation[];
+}
+
+export type SchedulerShardMessage =
+  | StoreFeed
+  | ScheduleRequest
+  | PlanResult
+  | { readonly type: 'explain'; readonly workloadId: string; readonly replyTo: ActorRef<ExplainReply> }
+  | { readonly type: 'shard:retry' };
+
+export interface SchedulerShardProps {
+  readonly member: ActorRef<RaftMemberMessage>;
+  readonly applier: ActorRef<PlanApplierMessage>;
+  readonly weights?: SchedulerWeights;
+  /** Placements per plan, at most; default 256. */
+  readonly maxPlanSize?: number;
+  /** Decisions remembered for explain; default 20,000. */
+  readonly maxDecisions?: number;
+}
+
+interface InFlight {
+  readonly planId: string;
+  readonly requests: readonly PlacementRequest[];
+  readonly placements: readonly { readonly replicaId: string; readonly node: string }[];
+  readonly evictions: readonly Eviction[];
+}
+
+export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerShardMessage> {
+  const weights = props.weights ?? defaultWeights;
+  const maxPlanSize = props.maxPlanSize ?? 256;
+  const maxDecisions = props.maxDecisions ?? 20_000;
+
+  return Behaviors.setup((ctx) =>
+    Behaviors.withTimers<SchedulerShardMessage>((timers) => {
+      const state = new ClusterState();
+      state.onRefused = (refused) => ctx.log.warn('store record refused', refused);
+      const follower = new StoreFollower<SchedulerShardMessage>(
+        ctx,
+        props.member,
+        clusterStatePrefixes,
+        (feed) => feed,
+      );
+      const queue = new Set<string>();
+      const decisions = new Map<string, { decision: Decision; at: number; replicaId: string }>();
+      let inFlight: InFlight | undefined;
+      let loaded = false;
+      let retryQueued = false;
+
+      function remember(key: string, decision: Decision, replicaId: string): void {
+        decisions.delete(key);
+        decisions.set(key, { decision, at: Date.now(), replicaId });
+        if (decisions.size > maxDecisions) {
+          const oldest = decisions.keys().next().value;
+          if (oldest !== undefined) decisions.delete(oldest);
+        }
+      }
+
+      function planBatch(): void {
+        if (inFlight !== undefined || !loaded || queue.size === 0) return;
+        const requests: PlacementRequest[] = [];
+        const placements: { replicaId: string; node: string }[] = [];
+        const evictions: Eviction[] = [];
+        const evicted = new Set<string>();
+        for (const key of queue) {
+          if (placements.length >= maxPlanSize) break;
+          queue.delete(key);
+          const stored = state.replicas.get(key);
+          if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined)
+            continue;
+          const request = state.placementRequest(key);
+          if (request === undefined) continue;
+          const decision = decide(state.nodeList(), request, weights);
+          remember(key, decision, replicaIdOf(stored.record));
+          if (decision.type === 'pending') {
+            ctx.log.debug('replica pending', {
+              replica: replicaIdOf(stored.record),
+              reason: decision.reason,
+            });
+            continue;
+          }
+          const node = state.nodes.get(decision.node);
+          if (node === undefined) continue;
+          if (decision.type === 'preempt') {
+            if (decision.evictions.some((e) => evicted.has(e.replicaId))) continue;
+            for (const eviction of decision.evictions) {
+              evicted.add(eviction.replicaId);
+              evictions.push(eviction);
+              removePlacement(node, eviction.replicaId);
+            }
+            ctx.log.info('preempting', {
+              replica: replicaIdOf(stored.record),
+              node: decision.node,
+              reason: decision.reason,
+            });
+          }
+          applyPlacement(node, request);
+          requests.push(request);
+          placements.push({ replicaId: key, node: decision.node });
+        }
+        if (placements.length === 0) return;
+        const planId = randomUUID();
+        inFlight = { planId, requests, placements, evictions };
+        props.applier.tell({
+          type: 'plan',
+          plan: { planId, placements, evictions },
+          requests,
+          replyTo: ctx.self as ActorRef<PlanResult>,
+        });
+      }
+
+      /** Takes back what a refused plan counted in this view. */
+      function undo(plan: InFlight): void {
+        for (const placement of plan.placements) {
+          const stored = state.replicas.get(placement.replicaId);
+          if (
+            stored !== undefined &&
+            ClusterState.holdsCapacity(stored.record) &&
+            stored.record.node === placement.node
+          )
+            continue;
+          const node = state.nodes.get(placement.node);
+          if (node !== undefined) removePlacement(node, placement.replicaId);
+        }
+        // Evictions that did not happen: the store's view of those replicas is still right, so a reload is simplest.
+        if (plan.evictions.length > 0) {
+          loaded = false;
+          follower.load();
+        }
+      }
+
+      function explain(workloadId: string): ExplainReply {
+        const slots = state.slotsOf(workloadId);
+        const replicas: ReplicaExplanation[] = [];
+        for (const [index, stored] of [...slots].sort((a, b) => a[0] - b[0])) {
+          const known = decisions.get(stored.key);
+          const replicaId = replicaIdOf(stored.record);
+          let decision: Decision | undefined;
+          let decidedAt: number | undefined;
+          if (known !== undefined && known.replicaId === replicaId) {
+            decision = known.decision;
+            decidedAt = known.at;
+          } else {
+            const request = state.placementRequest(stored.key);
+            if (request === undefined) continue;
+            // Decide as if the replica were not placed yet, then put it back: nothing changes.
+            const node = stored.record.node === undefined ? undefined : state.nodes.get(stored.record.node);
+            const placed = node === undefined ? undefined : removePlacement(node, stored.key);
+            try {
+              decision = decide(state.nodeList(), request, weights);
+            } finally {
+              if (node !== undefined && placed !== undefined)
+                applyPlacement(node, { ...request, resources: placed.resources, priority: placed.priority });
+            }
+          }
+          replicas.push({
+            index,
+            replicaId,
+            state: stored.record.state,
+            node: stored.record.node,
+            decidedAt,
+            decision,
+          });
+        }
+        return { type: 'explanation', workloadId, found: state.workloads.has(workloadId), replicas };
+      }
+
+      follower.load();
+      return Behaviors.receive<SchedulerShardMessage>((_c, message) => {
+        switch (message.type) {
+          case 'store-feed': {
+            const update = follower.handle(message);
+            if (update === undefined) return Behaviors.same;
+            if (update.kind === 'loaded') {
+              state.load(update.kvs, update.revision);
+              loaded = true;
+              planBatch();
+            } else state.applyEvents(update.events);
+            return Behaviors.same;
+          }
+          case 'schedule':
+            if (!Array.isArray(message.keys)) return Behaviors.same;
+            for (const key of message.keys)
+              if (typeof key === 'string' && queue.size < 100_000) queue.add(key);
+            planBatch();
+            return Behaviors.same;
+          case 'plan-result': {
+            const plan = inFlight;
+            if (plan === undefined || plan.planId !== message.planId) return Behaviors.same;
+            inFlight = undefined;
+            if (message.ok) {
+              state.applyCommitted(message.writes, message.revision);
+            } else {
+              ctx.log.info('plan refused; deciding again', { conflicts: message.conflicts.slice(0, 3) });
+              undo(plan);
+              for (const placement of plan.placements) queue.add(placement.replicaId);
+              if (!retryQueued) {
+                retryQueued = true;
+                // Give the watch a moment to bring what changed before deciding again.
+                timers.startSingleTimer('retry', { type: 'shard:retry' }, 20);
+              }
+              return Behaviors.same;
+            }
+            planBatch();
+            return Behaviors.same;
+          }
+          case 'shard:retry':
+            retryQueued = false;
+            planBatch();
+            return Behaviors.same;
+          case 'explain':
+            message.replyTo.tell(
+              loaded
+                ? explain(message.workloadId)
+                : { type: 'explanation', workloadId: message.workloadId, found: false, replicas: [] },
+            );
+            return Behaviors.same;
+        }
+      }).receiveSignal((_c, signal) => {
+        if (signal.type === 'PostStop' || signal.type === 'PreRestart') follower.stop();
+        return Behaviors.same;
+      });
+    }),
+  );
+}
