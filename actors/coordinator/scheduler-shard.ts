@@ -95,6 +95,8 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
       let inFlight: InFlight | undefined;
       let loaded = false;
       let retryQueued = false;
+      /** Plans refused in a row: each retry waits longer. */
+      let refusals = 0;
 
       function remember(key: string, decision: Decision, replicaId: string): void {
         decisions.delete(key);
@@ -111,7 +113,13 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
         const placements: { replicaId: string; node: string }[] = [];
         const evictions: Eviction[] = [];
         const evicted = new Set<string>();
-        for (const key of queue) {
+        // Higher priority first, so a batch never places a replica that a later one would preempt.
+        const priorityOf = (key: string): number => {
+          const workloadId = state.replicas.get(key)?.record.workloadId;
+          return workloadId === undefined ? 0 : (state.workloads.get(workloadId)?.record.spec.priority ?? 0);
+        };
+        const ordered = [...queue].sort((a, b) => priorityOf(b) - priorityOf(a));
+        for (const key of ordered) {
           if (placements.length >= maxPlanSize) break;
           queue.delete(key);
           const stored = state.replicas.get(key);
@@ -131,7 +139,14 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           const node = state.nodes.get(decision.node);
           if (node === undefined) continue;
           if (decision.type === 'preempt') {
-            if (decision.evictions.some((e) => evicted.has(e.replicaId))) continue;
+            // Only committed placements can be evicted, each once per plan.
+            const committed = (replicaId: string): boolean => {
+              const victim = state.replicas.get(replicaId)?.record;
+              return (
+                victim !== undefined && ClusterState.holdsCapacity(victim) && victim.node === decision.node
+              );
+            };
+            if (decision.evictions.some((e) => evicted.has(e.replicaId) || !committed(e.replicaId))) continue;
             for (const eviction of decision.evictions) {
               evicted.add(eviction.replicaId);
               evictions.push(eviction);
@@ -238,15 +253,21 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
             if (plan === undefined || plan.planId !== message.planId) return Behaviors.same;
             inFlight = undefined;
             if (message.ok) {
+              refusals = 0;
               state.applyCommitted(message.writes, message.revision);
             } else {
-              ctx.log.info('plan refused; deciding again', { conflicts: message.conflicts.slice(0, 3) });
+              ctx.log.debug('plan refused; deciding again', { conflicts: message.conflicts.slice(0, 3) });
               undo(plan);
               for (const placement of plan.placements) queue.add(placement.replicaId);
               if (!retryQueued) {
                 retryQueued = true;
                 // Give the watch a moment to bring what changed before deciding again.
-                timers.startSingleTimer('retry', { type: 'shard:retry' }, 20);
+                refusals = Math.min(refusals + 1, 10);
+                timers.startSingleTimer(
+                  'retry',
+                  { type: 'shard:retry' },
+                  Math.min(2000, 20 * 2 ** (refusals - 1)),
+                );
               }
               return Behaviors.same;
             }
