@@ -5,8 +5,10 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
+// Not strict: a benchmark may take options of its own (e.g. reschedule.ts --trials).
 const { values } = parseArgs({
   options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' } },
+  strict: false,
 });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1)

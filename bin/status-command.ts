@@ -97,7 +97,8 @@ function checkSnapshot(value: unknown): ActorTreeSnapshot {
         Number.isInteger(actor.mailbox) &&
         Number.isInteger(actor.restarts) &&
         typeof actor.kind === 'string' &&
-        typeof actor.lifecycle === 'string',
+        typeof actor.lifecycle === 'string' &&
+        (actor.thread === undefined || typeof actor.thread === 'string'),
     );
   if (!valid)
     throw new InvalidRequestError('the node answered with a malformed actor tree; is it the same version?');
@@ -130,6 +131,7 @@ function describeTree(tree: ActorTreeSnapshot, address: string): string[] {
     const notes = [
       actor.kind === 'actor' ? '' : actor.kind,
       actor.lifecycle === 'running' ? '' : actor.lifecycle,
+      actor.thread === undefined ? '' : `thread ${actor.thread}`,
       `restarts ${actor.restarts}`,
       `mailbox ${actor.mailbox}`,
     ].filter(Boolean);

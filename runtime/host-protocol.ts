@@ -5,6 +5,8 @@
  * transport/peer-link.ts).
  */
 
+import type { HostedSnapshot } from './introspection.ts';
+
 /** An error as it crosses a thread: rebuilt with `errorFromWire`. */
 export interface WireError {
   readonly code?: string;
@@ -53,9 +55,12 @@ export type ControlMessage =
   | { readonly t: 'stop'; readonly path: string }
   | { readonly t: 'kill'; readonly path: string }
   | { readonly t: 'shutdown' }
+  /** Asks for the actors the worker hosts and their descendants (`cloudless status --tree`). */
+  | { readonly t: 'introspect'; readonly id: number; readonly maxActors: number }
   // worker → main
   | { readonly t: 'ready' }
   | { readonly t: 'init-failed'; readonly error: WireError }
+  | { readonly t: 'introspected'; readonly id: number; readonly hosted: HostedSnapshot }
   | {
       readonly t: 'terminated';
       /** The incarnation that ended: a later one may already live at the same path. */

@@ -9,6 +9,7 @@ import type { ActorAddress, ActorRef } from './actor-ref.ts';
 import type { ActorSystem } from './actor-system.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import type { ControlMessage } from './host-protocol.ts';
+import { snapshotHostedActors } from './introspection.ts';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { hostPlacedActor } from './placement.ts';
@@ -92,6 +93,13 @@ export class HostedThread implements Router {
         return;
       case 'shutdown':
         this.onShutdownRequested();
+        return;
+      case 'introspect':
+        this.#channel.control({
+          t: 'introspected',
+          id: message.id,
+          hosted: snapshotHostedActors(this.#kernel, { maxActors: message.maxActors }),
+        });
         return;
       default:
         this.#kernel.logger.warn(`unexpected message on worker host: ${String(message.t)}`);

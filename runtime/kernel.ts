@@ -26,7 +26,9 @@ export type DeadLetterReason =
   | 'stash-dropped'
   | 'no-route'
   | 'not-found'
-  | 'unreachable';
+  | 'unreachable'
+  /** Arrived from the mesh naming, in its `from` field, a node other than the one it came from. */
+  | 'forged-sender';
 
 export const deadLetterReasons: readonly DeadLetterReason[] = [
   'actor-dead',
@@ -37,6 +39,7 @@ export const deadLetterReasons: readonly DeadLetterReason[] = [
   'no-route',
   'not-found',
   'unreachable',
+  'forged-sender',
 ];
 
 export interface DeadLetter {

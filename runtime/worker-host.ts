@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { ControlMessage, WireError } from './host-protocol.ts';
+import type { HostedSnapshot } from './introspection.ts';
 import type { Kernel } from './kernel.ts';
 import type { MessageCodec } from './message-codec.ts';
 import { RemotePlacements } from './placement.ts';
@@ -56,6 +57,9 @@ export class WorkerHost {
   readonly #kernel: Kernel;
   /** Incarnation id → who waits for it to terminate. */
   #lastError: Error | undefined;
+  /** Introspection requests waiting for the thread's answer: id → settle (clears its timer). */
+  readonly #introspections = new Map<number, (hosted: HostedSnapshot | undefined) => void>();
+  #introspectionSeq = 0;
 
   constructor(init: WorkerHostInit) {
     this.tag = init.tag;
@@ -101,6 +105,9 @@ export class WorkerHost {
           this.placements.terminated(message.path, message.id);
           init.onTerminated(this, message.path, message.id, message.error);
           return;
+        case 'introspected':
+          this.#introspections.get(message.id)?.(message.hosted);
+          return;
         default:
           this.#onMessage(message);
       }
@@ -111,6 +118,7 @@ export class WorkerHost {
     });
     this.worker.on('exit', (code) => {
       this.alive = false;
+      for (const settle of [...this.#introspections.values()]) settle(undefined);
       failReady(this.#lastError ?? new Error(`worker exited with code ${code}`));
       this.placements.releaseAll();
       init.onExit(this, code, this.#lastError);
@@ -144,6 +152,25 @@ export class WorkerHost {
       default:
         this.#kernel.logger.warn(`unexpected message from worker host ${this.tag}: ${String(message.t)}`);
     }
+  }
+
+  /**
+   * The actors this thread hosts and their descendants, at most `maxActors`; undefined when the
+   * thread does not answer within `timeoutMs` (busy, or gone).
+   */
+  introspect(maxActors: number, timeoutMs: number): Promise<HostedSnapshot | undefined> {
+    if (!this.alive) return Promise.resolve(undefined);
+    const id = ++this.#introspectionSeq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      const settle = (hosted: HostedSnapshot | undefined): void => {
+        clearTimeout(timer);
+        this.#introspections.delete(id);
+        resolve(hosted);
+      };
+      this.#introspections.set(id, settle);
+      this.channel.control({ t: 'introspect', id, maxActors });
+    });
   }
 
   /** Asks the hosted actor to stop; resolves when it has terminated (or the host died). */

@@ -12,6 +12,7 @@ import type { Behavior } from './behavior.ts';
 import type { BehaviorRegistry } from './behavior-registry.ts';
 import { errorFromWire, InvalidRequestError, UnavailableError, WorkerThreadDiedError } from './errors.ts';
 import type { SpawnMailbox, StrategyData, WireError } from './host-protocol.ts';
+import type { HostedSnapshot } from './introspection.ts';
 import type { Kernel } from './kernel.ts';
 import type { MailboxOptions } from './mailbox-options.ts';
 import type { MessageCodec } from './message-codec.ts';
@@ -154,6 +155,24 @@ export class WorkerThreads implements Router, ThreadSpawner, ProxyHost {
   /** Live hosts, for tests and stats. */
   hosts(dispatcher: string): readonly WorkerHost[] {
     return (this.#slots.get(dispatcher) ?? []).map((slot) => slot.host).filter((host) => host.alive);
+  }
+
+  /**
+   * What every live host runs (`cloudless status --tree`), each marked `<dispatcher>/<tag>`; a
+   * host that does not answer within `timeoutMs` is left out.
+   */
+  async introspect(
+    maxActors: number,
+    timeoutMs: number,
+  ): Promise<{ readonly thread: string; readonly hosted: HostedSnapshot }[]> {
+    const hosts: WorkerHost[] = [];
+    for (const slots of this.#slots.values())
+      for (const slot of slots) if (slot.host.alive) hosts.push(slot.host);
+    const answers = await Promise.all(hosts.map((host) => host.introspect(maxActors, timeoutMs)));
+    return answers.flatMap((hosted, i) => {
+      const host = hosts[i] as WorkerHost;
+      return hosted === undefined ? [] : [{ thread: `${host.dispatcher}/${host.tag}`, hosted }];
+    });
   }
 
   #startHost(dispatcher: string, slotIndex: number, config: DispatcherConfig): WorkerHost {

@@ -23,7 +23,13 @@ import type { ThreadSpawner } from '../runtime/worker-threads.ts';
 import { MeshFaults, type MeshFaultsInit, partitionReason } from './mesh-faults.ts';
 import { createMeshNode, type MeshNode } from './mesh-node.ts';
 import type { MsgpackLimits } from './msgpack-limits.ts';
-import { actorProtocol, PeerLink, type PeerLinkOwner, type PeerLinkSettings } from './peer-link.ts';
+import {
+  actorProtocol,
+  PeerLink,
+  type PeerLinkOwner,
+  type PeerLinkSettings,
+  refuseStream,
+} from './peer-link.ts';
 
 /**
  * Decides which peers may connect at all (consulted by the connection gater, both ways). With
@@ -36,7 +42,8 @@ export interface MeshGate {
 
 /**
  * Decides which peers may open actor-protocol streams to this node (enrollment: members, Raft
- * members and admitted clients). A refused stream is reset before anything in it is read, so no
+ * members and admitted clients). A refused stream gets one refusal frame saying why and is closed
+ * before anything in it is read (the dialer fails its asks at once with `NotAdmittedError`), so no
  * actor is reached. Streams this node opens are not checked: it dials only peers it has a reason
  * to talk to. The default admits all.
  */
@@ -113,6 +120,9 @@ function gaterFor(gate: MeshGate | undefined, faults: () => MeshFaults | undefin
   };
 }
 
+/** Least time between two warnings about forged senders. */
+const forgedLogEveryMs = 10_000;
+
 /** Most actors one peer may place on this node at once. */
 const maxHostedPerPeer = 10_000;
 
@@ -129,6 +139,10 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly #maxIdleLinks: number;
   readonly #violations: Counter<string>;
   readonly #refused: Counter<string>;
+  readonly #forged: Counter<string>;
+  /** When a forged sender was last logged, and how many went unlogged since (rate-limited warning). */
+  #forgedLoggedAt = Number.NEGATIVE_INFINITY;
+  #forgedUnlogged = 0;
   #admission: ActorProtocolAdmission | undefined = undefined;
   #beforeActorDial: ((peerId: string, signal: AbortSignal) => Promise<void>) | undefined = undefined;
   readonly #protocols = new Set<string>();
@@ -158,6 +172,11 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     this.#refused = new Counter({
       name: 'cloudless_transport_streams_refused_total',
       help: 'Actor-protocol streams reset because their peer is not admitted (not a member, not an admitted client)',
+      registers: [system.metrics],
+    });
+    this.#forged = new Counter({
+      name: 'cloudless_transport_forged_senders_total',
+      help: 'Messages dropped because their `from` named another node than the peer they came from',
       registers: [system.metrics],
     });
     const links = this.#links;
@@ -360,8 +379,13 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     // Checked before a link exists, so an unknown peer costs no link, queue or decoder.
     if (this.#admission !== undefined && !this.#admission.isAdmitted(peerId)) {
       this.#refused.inc();
-      this.kernel.logger.debug(`actor-protocol stream from ${peerId} reset: the peer is not admitted`);
-      stream.abort(new Error('not admitted: enroll with a join token or present the admin credential first'));
+      this.kernel.logger.debug(`actor-protocol stream from ${peerId} refused: the peer is not admitted`);
+      refuseStream(
+        stream,
+        this.codec,
+        'this node admits only members and admitted clients; enroll with a join token, or present ' +
+          'the admin credential (a client: pass --credential with the bootstrap node’s <data-dir>/admin.credential)',
+      );
       return;
     }
     const link = this.#link(peerId);
@@ -589,6 +613,30 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       ref.cell.failAs(error);
     }
     for (const path of [...link.hosted]) this.kernel.registry.get(path)?.requestStop();
+  }
+
+  onRefused(link: PeerLink, error: Error): void {
+    this.kernel.logger.warn(error.message);
+    for (const ask of [...this.kernel.pendingAsks]) {
+      if (ask.targetNode === link.peerId) ask.fail(error);
+    }
+  }
+
+  onForgedSender(link: PeerLink, path: string, claimed: string): void {
+    this.#forged.inc();
+    // At most one warning every 10 s: a peer forging every message must not flood the log.
+    const now = performance.now();
+    if (now - this.#forgedLoggedAt < forgedLogEveryMs) {
+      this.#forgedUnlogged++;
+      return;
+    }
+    const more = this.#forgedUnlogged;
+    this.#forgedLoggedAt = now;
+    this.#forgedUnlogged = 0;
+    this.kernel.logger.warn(
+      `peer ${link.peerId} sent ${path} a message claiming to be from ${claimed.slice(0, 80)}; dropped` +
+        (more > 0 ? ` (and ${more} more forged messages since the last warning)` : ''),
+    );
   }
 
   onViolation(link: PeerLink, reason: string): void {

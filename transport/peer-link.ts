@@ -9,6 +9,17 @@
  * at once. A peer that cannot be reached is redialled with exponential backoff and jitter; after
  * `unreachableAfterMs` its queued messages become dead letters (`unreachable`), every watch of its
  * actors ends with `Terminated`, and asks to it fail.
+ *
+ * The sender rule: a message that arrives from the mesh and is an object with a string field
+ * `from` must name, there, the PeerId of the connection it came on (the Noise handshake
+ * authenticated it). Any other is dropped as a dead letter (`forged-sender`), counted
+ * (`cloudless_transport_forged_senders_total`) and logged: an admitted member cannot speak for
+ * another. So `from` means "the node that sent this"; a message that passes on what another node
+ * said (a coordinator forwarding a heartbeat) carries its own id in `from` and wraps the original.
+ *
+ * A node that does not admit the dialer answers its stream with one refusal frame (why, in words)
+ * and closes it (`refuseStream`). The dialer then fails its asks to that peer at once with
+ * `NotAdmittedError`, drops what it queued for it, and dials again only when something is sent.
  */
 import type { Stream } from '@libp2p/interface';
 import { UnavailableError } from '../runtime/errors.ts';
@@ -20,11 +31,43 @@ import { RemoteWatches } from '../runtime/remote-watches.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import type { MeshFaults } from './mesh-faults.ts';
 import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
+import { NotAdmittedError } from './transport-errors.ts';
 
 export const actorProtocol = '/cloudless/actor/1.0.0';
 
 const dataFrame = 0;
 const controlFrame = 1;
+/** Sent by a node that refuses the stream, alone, before it closes it: `[reason]`. */
+const refusalFrame = 2;
+/** Longest refusal reason kept from a peer. */
+const maxRefusalChars = 500;
+
+/** One frame: 4-byte length (kind + body), kind, body. */
+function frameOf(kind: number, body: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(5 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length + 1);
+  frame[4] = kind;
+  frame.set(body, 5);
+  return frame;
+}
+
+/**
+ * Refuses an inbound actor-protocol stream before reading anything from it: one refusal frame
+ * saying why (and what to do), then this end closes for writing. Nothing here reads the stream;
+ * libp2p's per-connection stream limit bounds what a dialer that keeps its end open can hold.
+ */
+export function refuseStream(stream: Stream, codec: MessageCodec, reason: string): void {
+  const error = new Error(reason);
+  try {
+    stream.send(frameOf(refusalFrame, codec.encode([reason])));
+  } catch {
+    stream.abort(error);
+    return;
+  }
+  // Only the write side: resetting at once could reach the dialer before it has read the frame
+  // (even before it finished negotiating). The dialer resets the stream once it has read it.
+  stream.close().catch(() => stream.abort(error));
+}
 
 export interface PeerLinkSettings {
   maxFrameBytes: number;
@@ -48,6 +91,10 @@ export interface PeerLinkOwner {
   onControl(link: PeerLink, message: ControlMessage): void;
   onUnreachable(link: PeerLink, error: Error): void;
   onViolation(link: PeerLink, reason: string): void;
+  /** The peer refused this node's stream (it does not admit this node). */
+  onRefused(link: PeerLink, error: Error): void;
+  /** A message whose `from` names another node than this link's peer (dropped already). */
+  onForgedSender(link: PeerLink, path: string, claimed: string): void;
   random(): number;
 }
 
@@ -76,6 +123,8 @@ export class PeerLink {
   #unreachableTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #traceSeq = 0;
+  /** The peer refused the last stream of this link: its loss does not count towards unreachability. */
+  #refused = false;
   unreachable = false;
 
   constructor(owner: PeerLinkOwner, peerId: string) {
@@ -154,6 +203,7 @@ export class PeerLink {
       return;
     }
     this.#streams.add(stream);
+    this.#refused = false;
     const decoder = new FrameDecoder({ maxFrameBytes: this.#owner.settings.maxFrameBytes });
     stream.addEventListener('message', (event) => {
       let frames: Uint8Array[];
@@ -199,7 +249,7 @@ export class PeerLink {
         return;
       }
     }
-    if (this.#closed) return;
+    if (this.#closed || this.#refused) return;
     // Lost the connection: start the clock on unreachability and redial while anything depends on it.
     this.#armUnreachable();
     if (this.#needsConnection()) this.#ensureConnected();
@@ -233,12 +283,21 @@ export class PeerLink {
       return;
     this.#dialing = true;
     const settings = this.#owner.settings;
-    this.#owner.dial(this.peerId, AbortSignal.timeout(settings.dialTimeoutMs)).then(
+    // An explicit deadline, cleared when the dial settles (AbortSignal.timeout would stay armed).
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(new UnavailableError(`dial to ${this.peerId} took over ${settings.dialTimeoutMs} ms`)),
+      settings.dialTimeoutMs,
+    );
+    this.#owner.dial(this.peerId, deadline.signal).then(
       (stream) => {
+        clearTimeout(timer);
         this.#dialing = false;
         this.attach(stream);
       },
       (error: unknown) => {
+        clearTimeout(timer);
         this.#dialing = false;
         if (this.#closed) return;
         this.#owner.kernel.logger.debug(`dial to ${this.peerId} failed: ${(error as Error)?.message}`);
@@ -344,10 +403,7 @@ export class PeerLink {
   /** Writes one frame; false when the stream asked us to wait for its drain. */
   #write(stream: Stream, kind: number, body: Uint8Array): boolean {
     // One allocation per frame: header, kind, body (a frame carries a whole batch).
-    const frame = new Uint8Array(5 + body.length);
-    new DataView(frame.buffer).setUint32(0, body.length + 1);
-    frame[4] = kind;
-    frame.set(body, 5);
+    const frame = frameOf(kind, body);
     let accepted: boolean;
     try {
       accepted = stream.send(frame);
@@ -388,6 +444,7 @@ export class PeerLink {
         return this.#violation(stream, 'a data frame holds (to, traceId, message) triples');
       const kernel = this.#owner.kernel;
       const node = kernel.nodeId;
+      const sender = this.peerId;
       // A batch mostly goes to few actors: look each recipient up once per run of envelopes.
       let lastPath: string | undefined;
       let lastRef: { tell(message: unknown): void } | undefined;
@@ -400,8 +457,18 @@ export class PeerLink {
           lastPath = path;
           lastRef = kernel.registry.get(path)?.self;
         }
-        if (lastRef !== undefined) lastRef.tell(value[i + 2]);
-        else kernel.route({ node, path }, value[i + 2]);
+        const message = value[i + 2];
+        // The sender rule (see the top of this file): one property read per object message.
+        if (typeof message === 'object' && message !== null) {
+          const from = (message as { from?: unknown }).from;
+          if (typeof from === 'string' && from !== sender) {
+            kernel.deadLetter(path, message, 'forged-sender');
+            this.#owner.onForgedSender(this, path, from);
+            continue;
+          }
+        }
+        if (lastRef !== undefined) lastRef.tell(message);
+        else kernel.route({ node, path }, message);
       }
       return true;
     }
@@ -418,7 +485,32 @@ export class PeerLink {
       }
       return true;
     }
+    if (kind === refusalFrame) {
+      this.#refusedBy(stream, String(value[0]).slice(0, maxRefusalChars));
+      return false;
+    }
     return this.#violation(stream, `unknown frame kind ${kind}`);
+  }
+
+  /**
+   * The peer refused this node's stream: asks to it fail now with the peer's reason, queued
+   * messages become dead letters (`no-route`), watches of its actors end, and the link dials
+   * again only when something is sent to the peer (which may have admitted this node meanwhile).
+   */
+  #refusedBy(stream: Stream, reason: string): void {
+    const error = new NotAdmittedError(
+      `node ${this.peerId} refused this node's actor-protocol stream: ${reason || 'no reason given'}`,
+    );
+    this.#refused = true;
+    const data = this.#data;
+    this.#data = [];
+    this.#control = [];
+    for (let i = 0; i < data.length; i += 3)
+      this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'no-route');
+    this.watches.endAll(error);
+    this.#owner.onRefused(this, error);
+    stream.abort(error);
+    this.#detach(stream);
   }
 
   #violation(stream: Stream, reason: string): false {
@@ -439,10 +531,18 @@ export class PeerLink {
     this.#data = [];
     for (let i = 0; i < data.length; i += 3)
       this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'no-route');
-    await Promise.all(
-      [...this.#streams].map((stream) =>
-        stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing'))),
-      ),
-    );
+    if (this.#streams.size === 0) return;
+    // An explicit deadline, cleared once closed (AbortSignal.timeout would stay armed for 2 s).
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error('closing took over 2 s')), 2000);
+    try {
+      await Promise.all(
+        [...this.#streams].map((stream) =>
+          stream.close({ signal: deadline.signal }).catch(() => stream.abort(new Error('closing'))),
+        ),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -41,3 +41,12 @@ export class DecodeLimitError extends InvalidRequestError {
     this.reason = reason;
   }
 }
+
+/**
+ * A peer refused this node's actor-protocol stream (it admits only members and admitted clients,
+ * and this node is neither): its refusal frame says why. `INVALID_REQUEST` with `reason`
+ * `not-admitted`: retrying does not help until this node enrolls or presents the admin credential.
+ */
+export class NotAdmittedError extends InvalidRequestError {
+  readonly reason = 'not-admitted' as const;
+}

@@ -18,7 +18,7 @@ import {
 } from '../membership/member-record.ts';
 import type { KeyValue, KvEvent } from '../raft/kv-types.ts';
 import { removePlacement } from '../scheduler/placement.ts';
-import type { PlacementRequest, SchedulerNode } from '../scheduler/scheduler-types.ts';
+import type { PlacedReplica, PlacementRequest, SchedulerNode } from '../scheduler/scheduler-types.ts';
 import {
   decodeNodeFailures,
   decodeReplicaRecord,
@@ -259,7 +259,7 @@ export class ClusterState {
 
   #setReplica(key: string, stored: StoredReplica): void {
     const previous = this.replicas.get(key);
-    if (previous !== undefined) this.#release(previous);
+    const released = previous === undefined ? undefined : this.#release(previous);
     this.replicas.set(key, stored);
     let slots = this.#slots.get(stored.record.workloadId);
     if (slots === undefined) {
@@ -267,7 +267,8 @@ export class ClusterState {
       this.#slots.set(stored.record.workloadId, slots);
     }
     slots.set(stored.record.index, stored);
-    this.#hold(stored);
+    // A slot whose workload record is gone (deleted before its slots) still holds what it held.
+    this.#hold(stored, released);
   }
 
   #removeReplica(stored: StoredReplica): void {
@@ -278,35 +279,36 @@ export class ClusterState {
     if (slots?.size === 0) this.#slots.delete(stored.record.workloadId);
   }
 
-  #hold(stored: StoredReplica): void {
+  #hold(stored: StoredReplica, before?: PlacedReplica): void {
     const { record } = stored;
     if (!ClusterState.holdsCapacity(record)) return;
     const node = this.#nodeFor(record.node as string);
     // A shard or the applier may have counted this placement already (before its commit came back).
     if (node.replicas.has(stored.key)) removePlacement(node, stored.key);
     const spec = this.workloads.get(record.workloadId)?.record.spec;
-    const resources = spec?.resources ?? { cpuMillicores: 0, memoryBytes: 0 };
+    const resources = spec?.resources ?? before?.resources ?? { cpuMillicores: 0, memoryBytes: 0 };
     node.allocated.cpuMillicores += resources.cpuMillicores;
     node.allocated.memoryBytes += resources.memoryBytes;
     node.workloads.set(record.workloadId, (node.workloads.get(record.workloadId) ?? 0) + 1);
     node.replicas.set(stored.key, {
       replicaId: stored.key,
       workloadId: record.workloadId,
-      priority: spec?.priority ?? 0,
+      priority: spec?.priority ?? before?.priority ?? 0,
       resources,
     });
   }
 
-  #release(stored: StoredReplica): void {
+  #release(stored: StoredReplica): PlacedReplica | undefined {
     const node = stored.record.node === undefined ? undefined : this.nodes.get(stored.record.node);
     const placed = node?.replicas.get(stored.key);
-    if (node === undefined || placed === undefined) return;
+    if (node === undefined || placed === undefined) return undefined;
     node.allocated.cpuMillicores -= placed.resources.cpuMillicores;
     node.allocated.memoryBytes -= placed.resources.memoryBytes;
     const count = (node.workloads.get(placed.workloadId) ?? 1) - 1;
     if (count <= 0) node.workloads.delete(placed.workloadId);
     else node.workloads.set(placed.workloadId, count);
     node.replicas.delete(stored.key);
+    return placed;
   }
 
   /** A node a replica names before its member record is known: not schedulable until it is. */

@@ -10,6 +10,7 @@
  */
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { type Behavior, Behaviors } from '../../runtime/behavior.ts';
+import { memberKey } from '../membership/member-record.ts';
 import type { KvCompare, KvTxnOp } from '../raft/kv-types.ts';
 import type { RaftMemberMessage, RaftProposeReply } from '../raft/raft-member.ts';
 import { checkPlan, type PlanConflict } from '../scheduler/plan-check.ts';
@@ -17,7 +18,7 @@ import type { PlacementRequest, Plan } from '../scheduler/scheduler-types.ts';
 import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
 import { newAttempt } from './reconcile.ts';
 import { type StoreFeed, StoreFollower } from './store-follower.ts';
-import { encodeReplicaRecord, type ReplicaRecord } from './workload-records.ts';
+import { encodeReplicaRecord, type ReplicaRecord, workloadKey } from './workload-records.ts';
 
 export type PlanResult =
   | {
@@ -87,6 +88,7 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
       const writes: { key: string; value: string }[] = [];
       const now = Date.now();
       const touched = new Set<string>();
+      const requests = new Map(submit.requests.map((r) => [r.replicaId, r]));
       for (const placement of plan.placements) {
         const stored = state.replicas.get(placement.replicaId);
         if (touched.has(placement.replicaId)) {
@@ -106,6 +108,25 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
               stored === undefined
                 ? 'the replica no longer exists'
                 : `the replica is ${stored.record.state} now`,
+          });
+          continue;
+        }
+        // The request's size must still be the workload's: checkPlan counts what the request says.
+        const workload = state.workloads.get(stored.record.workloadId);
+        const request = requests.get(placement.replicaId);
+        if (
+          workload === undefined ||
+          request === undefined ||
+          request.resources.cpuMillicores !== workload.record.spec.resources.cpuMillicores ||
+          request.resources.memoryBytes !== workload.record.spec.resources.memoryBytes
+        ) {
+          conflicts.push({
+            replicaId: placement.replicaId,
+            node: placement.node,
+            reason:
+              workload === undefined
+                ? 'the workload no longer exists'
+                : 'the workload changed since the plan was decided',
           });
           continue;
         }
@@ -152,6 +173,24 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
         });
       }
       if (conflicts.length > 0) return { conflicts };
+      // Pin what the check read besides the replicas: the nodes (alive, capacity) and the
+      // workloads (size), so that one marked down or changed meanwhile fails the txn.
+      for (const node of new Set(plan.placements.map((p) => p.node)))
+        compare.push({
+          key: memberKey(node),
+          target: 'modRevision',
+          op: '=',
+          value: state.members.get(node)?.modRevision ?? 0,
+        });
+      for (const workloadId of new Set(
+        plan.placements.map((p) => state.replicas.get(p.replicaId)?.record.workloadId ?? ''),
+      ))
+        compare.push({
+          key: workloadKey(workloadId),
+          target: 'modRevision',
+          op: '=',
+          value: state.workloads.get(workloadId)?.modRevision ?? 0,
+        });
       const checked = checkPlan(state.nodes, plan, submit.requests);
       if (!checked.ok) return { conflicts: checked.conflicts };
       return { compare, writes };

@@ -95,6 +95,8 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
       let inFlight: InFlight | undefined;
       let loaded = false;
       let retryQueued = false;
+      /** Keys scheduled before this view saw them pending, with when they were first seen. */
+      const waiting = new Map<string, number>();
       /** Plans refused in a row: each retry waits longer. */
       let refusals = 0;
 
@@ -123,8 +125,16 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           if (placements.length >= maxPlanSize) break;
           queue.delete(key);
           const stored = state.replicas.get(key);
-          if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined)
+          if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined) {
+            // The controller may be ahead of this view: keep a key that may yet turn pending here
+            // (unknown or lost) until the watch brings it, for a while.
+            const since = waiting.get(key) ?? Date.now();
+            if ((stored === undefined || stored.record.state === 'lost') && Date.now() - since < 10_000) {
+              waiting.set(key, since);
+            } else waiting.delete(key);
             continue;
+          }
+          waiting.delete(key);
           const request = state.placementRequest(key);
           if (request === undefined) continue;
           const decision = decide(state.nodeList(), request, weights);
@@ -239,7 +249,14 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
               state.load(update.kvs, update.revision);
               loaded = true;
               planBatch();
-            } else state.applyEvents(update.events);
+            } else {
+              state.applyEvents(update.events);
+              if (waiting.size > 0) {
+                for (const key of waiting.keys())
+                  if (state.replicas.get(key)?.record.state === 'pending') queue.add(key);
+                planBatch();
+              }
+            }
             return Behaviors.same;
           }
           case 'schedule':

@@ -159,19 +159,22 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         for (const write of writes) commit(write);
         const byShard = new Map<ActorRef<ScheduleRequest>, string[]>();
         for (const key of unplaced) {
-          const last = scheduledAt.get(key);
+          const record = state.replicas.get(key)?.record;
+          if (record === undefined) continue;
+          // Per attempt: a new attempt goes to the scheduler at once, a pending one again later.
+          const attempt = replicaIdOf(record);
+          const last = scheduledAt.get(attempt);
           if (last !== undefined && now - last < rescheduleAfterMs) continue;
-          scheduledAt.set(key, now);
-          const workloadId = state.replicas.get(key)?.record.workloadId;
-          if (workloadId === undefined) continue;
-          const shard = props.shardFor(workloadId);
+          scheduledAt.set(attempt, now);
+          const shard = props.shardFor(record.workloadId);
           const keys = byShard.get(shard) ?? [];
           keys.push(key);
           byShard.set(shard, keys);
         }
         for (const [shard, keys] of byShard) shard.tell({ type: 'schedule', keys });
         if (scheduledAt.size > 2 * state.replicas.size + 1000) {
-          for (const key of scheduledAt.keys()) if (!state.replicas.has(key)) scheduledAt.delete(key);
+          const current = new Set([...state.replicas.values()].map((stored) => replicaIdOf(stored.record)));
+          for (const attempt of scheduledAt.keys()) if (!current.has(attempt)) scheduledAt.delete(attempt);
         }
       }
 
@@ -377,7 +380,8 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
             return Behaviors.same;
           case 'controller:written':
             for (const key of message.keys) writing.delete(key);
-            if (!message.ok) queueReconcile();
+            // A change that arrived while the write was in flight was skipped: look again.
+            queueReconcile();
             return Behaviors.same;
           case 'replica-status':
             if (loaded) handleReport(message);

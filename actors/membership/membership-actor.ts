@@ -9,7 +9,10 @@
  * - heartbeats: every `heartbeatMs` it tells the leader's membership actor
  *   `{ type: 'heartbeat', from, resources, sentAt }`; the leader is learned from the front door's
  *   `status` (every heartbeat on a coordinator, every `leaderRefreshMs` elsewhere). A coordinator
- *   that gets a heartbeat while not leader passes it on once to the leader it knows;
+ *   that gets a heartbeat while not leader passes it on once to the leader it knows, wrapped as
+ *   `{ type: 'forwarded-heartbeat', from: <itself>, heartbeat }` (the transport drops a message whose
+ *   `from` is not the node it came from); the leader takes a forwarded heartbeat only from a
+ *   coordinator (a Raft voter or learner, or a member record with the coordinator role);
  * - detection (coordinators): the pure `FailureDetectorCore`, fed with heartbeats, ticks,
  *   leadership changes (from the local member's status) and the records from the view; its
  *   writes go to the local Raft member as txns with a compare on the record's modRevision;
@@ -74,17 +77,28 @@ export interface MembersReply {
   readonly loaded: boolean;
 }
 
+/** A member's heartbeat; `from` is the member, and the transport checks it is the node that sent it. */
 export interface Heartbeat {
   readonly type: 'heartbeat';
   readonly from: string;
   readonly resources?: Resources;
   readonly sentAt: number;
-  /** Passed on by a coordinator that was not leader; never passed on again. */
-  readonly forwarded?: boolean;
+}
+
+/**
+ * A heartbeat a coordinator that was not leader passes on to the leader: `from` is the coordinator
+ * (checked by the transport), `heartbeat` what the member sent it (checked by the coordinator's
+ * transport). Taken only from a known coordinator; never passed on again.
+ */
+export interface ForwardedHeartbeat {
+  readonly type: 'forwarded-heartbeat';
+  readonly from: string;
+  readonly heartbeat: Heartbeat;
 }
 
 export type MembershipMessage =
   | Heartbeat
+  | ForwardedHeartbeat
   | { readonly type: 'members'; readonly replyTo: ActorRef<MembersReply> }
   | {
       readonly type: 'leave';
@@ -332,6 +346,8 @@ export function membershipActor(props: MembershipProps): Behavior<MembershipMess
       let wasLeader = false;
       let statusInFlight = false;
       let dialing = false;
+      /** The Raft group's voters and learners, from the last status (who may forward heartbeats). */
+      let raftMembers: ReadonlySet<string> = new Set();
       let resources: Resources | undefined;
       let left = false;
       let serviceWrites: Promise<unknown> = Promise.resolve();
@@ -541,31 +557,60 @@ export function membershipActor(props: MembershipProps): Behavior<MembershipMess
       sampleLater();
       load(0);
 
+      /** A coordinator may forward heartbeats: a Raft voter or learner, or a record with that role. */
+      function isCoordinator(id: string): boolean {
+        return raftMembers.has(id) || view.get(id)?.record.roles.includes('coordinator') === true;
+      }
+
+      /** Feeds a valid heartbeat to the detector (leader), or passes it on once (coordinator, not leader). */
+      function heartbeat(message: Heartbeat, forwarded: boolean): void {
+        if (typeof message.from !== 'string' || message.from.length === 0 || message.from.length > 128)
+          return;
+        let reported: Resources | undefined;
+        try {
+          reported = message.resources === undefined ? undefined : validateResources(message.resources);
+        } catch {
+          return;
+        }
+        if (core?.isLeader === true) {
+          perform(
+            core.step({
+              type: 'heartbeat',
+              from: message.from,
+              at: now(),
+              ...(reported === undefined ? {} : { resources: reported }),
+            }),
+          );
+        } else if (!forwarded && core !== undefined && leaderId !== undefined && leaderId !== self) {
+          ctx.system.resolve<ForwardedHeartbeat>({ node: leaderId, path: membershipPath }).tell({
+            type: 'forwarded-heartbeat',
+            from: self,
+            heartbeat: {
+              type: 'heartbeat',
+              from: message.from,
+              ...(reported === undefined ? {} : { resources: reported }),
+              sentAt: typeof message.sentAt === 'number' ? message.sentAt : 0,
+            },
+          });
+        }
+      }
+
       return Behaviors.receive<MembershipMessage>((_ctx, message) => {
         switch (message.type) {
-          case 'heartbeat': {
-            if (typeof message.from !== 'string' || message.from.length === 0 || message.from.length > 128)
+          case 'heartbeat':
+            heartbeat(message, false);
+            return Behaviors.same;
+          case 'forwarded-heartbeat': {
+            const inner = message.heartbeat;
+            if (typeof message.from !== 'string' || typeof inner !== 'object' || inner === null)
               return Behaviors.same;
-            let reported: Resources | undefined;
-            try {
-              reported = message.resources === undefined ? undefined : validateResources(message.resources);
-            } catch {
+            if (!isCoordinator(message.from)) {
+              log.debug('forwarded heartbeat refused: the forwarder is not a coordinator', {
+                forwarder: message.from.slice(0, 128),
+              });
               return Behaviors.same;
             }
-            if (core?.isLeader === true) {
-              perform(
-                core.step({
-                  type: 'heartbeat',
-                  from: message.from,
-                  at: now(),
-                  ...(reported === undefined ? {} : { resources: reported }),
-                }),
-              );
-            } else if (message.forwarded !== true && leaderId !== undefined && leaderId !== self) {
-              ctx.system
-                .resolve<Heartbeat>({ node: leaderId, path: membershipPath })
-                .tell({ ...message, forwarded: true });
-            }
+            heartbeat(inner, true);
             return Behaviors.same;
           }
           case 'members':
@@ -647,6 +692,7 @@ export function membershipActor(props: MembershipProps): Behavior<MembershipMess
             }
             leaderId = status.leaderId;
             const voters = status.membership?.voters ?? [];
+            raftMembers = new Set([...voters, ...(status.membership?.learners ?? [])]);
             props.learnCoordinators?.(
               voters.flatMap((voter) =>
                 (status.membership?.addresses[voter] ?? []).map((a) =>

@@ -29,6 +29,7 @@ import {
 } from '../../runtime/errors.ts';
 import type { LogLevel } from '../../runtime/logging.ts';
 import { MeshTransport } from '../../transport/mesh-transport.ts';
+import { NotAdmittedError } from '../../transport/transport-errors.ts';
 import { checkCredential, howToGetCredential } from '../enrollment/admin-credential.ts';
 import { presentCredential } from '../enrollment/enroll-client.ts';
 import { UnauthenticatedClientError } from '../enrollment/enrollment-errors.ts';
@@ -157,6 +158,7 @@ export class KvClient {
   readonly #freeLanes: Lane[] = [];
   readonly #watches = new Set<ActorRef<SubscriberMessage>>();
   #closed = false;
+  readonly #credentialGiven: boolean;
 
   private constructor(system: ActorSystem, mesh: MeshTransport, nodeId: NodeId, init: KvClientInit) {
     this.#system = system;
@@ -166,6 +168,7 @@ export class KvClient {
     this.clientId = `kvc-${randomUUID()}`;
     this.#timeoutMs = init.timeoutMs ?? 10_000;
     this.#maxLanes = init.maxConcurrentWrites ?? 1024;
+    this.#credentialGiven = init.credential !== undefined;
     this.#front = system.resolve<KvServiceRequest>({ node: nodeId, path: kvServicePath });
   }
 
@@ -186,9 +189,15 @@ export class KvClient {
       dispatchers: {},
     });
     let mesh: MeshTransport | undefined;
+    // An explicit timer, cleared once connected: AbortSignal.timeout would stay armed for timeoutMs.
+    const expired = new AbortController();
+    const timer = setTimeout(
+      () => expired.abort(new TimeoutError(`no connection within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       mesh = await startClientMesh(system, { privateKey, timeoutMs, credential });
-      const signals = [AbortSignal.timeout(timeoutMs), ...(init.signal === undefined ? [] : [init.signal])];
+      const signals = [expired.signal, ...(init.signal === undefined ? [] : [init.signal])];
       const nodeId = await mesh.connect(init.address, { signal: AbortSignal.any(signals) });
       return new KvClient(system, mesh, nodeId, init);
     } catch (error) {
@@ -205,6 +214,8 @@ export class KvClient {
         `cannot reach the coordinator at ${init.address} within ${timeoutMs} ms: ${(error as Error).message}${hint}`,
         { cause: error },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -488,6 +499,15 @@ export class KvClient {
     return value.leaderId;
   }
 
+  /**
+   * Another service on the coordinator this client is connected to (e.g. the workload front door
+   * at `/user/workloads`), reached over the same connection and credential.
+   */
+  serviceRef<TMsg>(path: string): ActorRef<TMsg> {
+    this.#checkOpen();
+    return this.#system.resolve<TMsg>({ node: this.nodeId, path });
+  }
+
   /** Ends every watch (their `onEnd` runs), then stops the client's actor system and mesh node. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -541,6 +561,17 @@ export class KvClient {
         ...(signal === undefined ? {} : { signal }),
       });
     } catch (error) {
+      // The node refused our stream at once: say what to do rather than time out.
+      if (error instanceof NotAdmittedError) {
+        throw new UnauthenticatedClientError(
+          `the node at ${this.address} does not admit this client: ${
+            this.#credentialGiven
+              ? 'it did not accept the admin credential presented; check it is the bootstrap node’s'
+              : `no admin credential was presented; ${howToGetCredential}`
+          }`,
+          { cause: error },
+        );
+      }
       if (error instanceof TimeoutError) {
         throw new TimeoutError(
           `no answer from the coordinator at ${this.address} within ${left} ms; check that the node runs ` +

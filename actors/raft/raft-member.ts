@@ -98,9 +98,14 @@ export interface RaftStatusReply {
   readonly membership: Membership;
 }
 
-/** A raft message from a peer member. */
+/**
+ * A raft message from a peer member. `from` repeats `message.from` at the top, where the transport
+ * checks it is the node the message came from (a member id is its node's PeerId); a message whose
+ * two differ is ignored, so no node can speak for another member.
+ */
 export interface RaftPeerMessage {
   readonly type: 'raft';
+  readonly from: NodeId;
   readonly message: RaftMessage;
 }
 
@@ -603,7 +608,7 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
         }
         out = whole;
       }
-      peerRef(message.to)?.tell({ type: 'raft', message: out });
+      peerRef(message.to)?.tell({ type: 'raft', from: out.from, message: out });
     }
 
     /** Performs the sends, applies and notices of every leading batch whose persists are done. */
@@ -828,12 +833,14 @@ export function raftMember(props: RaftMemberProps): Behavior<RaftMemberMessage> 
           return Behaviors.same;
         }
         case 'raft': {
-          if (message.message.to !== props.id) return Behaviors.unhandled;
+          if (message.message.to !== props.id || message.from !== message.message.from)
+            return Behaviors.unhandled;
           step_({ type: 'accepted', ...step(state, message.message) });
           return Behaviors.same;
         }
         case 'raft-snapshot-chunk': {
-          if (message.message.to !== props.id) return Behaviors.unhandled;
+          if (message.message.to !== props.id || message.from !== message.message.from)
+            return Behaviors.unhandled;
           let whole: RaftMessage | undefined;
           try {
             whole = assembler.add(message);

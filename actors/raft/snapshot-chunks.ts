@@ -10,6 +10,8 @@ import type { InstallSnapshot, NodeId } from './raft-types.ts';
  */
 export interface RaftSnapshotChunk {
   readonly type: 'raft-snapshot-chunk';
+  /** `message.from`, where the transport checks it (see `RaftPeerMessage`). */
+  readonly from: NodeId;
   /** The message the chunks make up, without its data. */
   readonly message: Omit<InstallSnapshot, 'data'>;
   readonly offset: number;
@@ -27,6 +29,7 @@ export function chunkSnapshot(
   for (let offset = 0; offset < data.length || offset === 0; offset += chunkBytes) {
     chunks.push({
       type: 'raft-snapshot-chunk',
+      from: rest.from,
       message: rest,
       offset,
       total: data.length,

@@ -25,7 +25,7 @@
  * failing run can be replayed with the same seed.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +52,8 @@ export interface NodeClusterInit {
   join?: boolean;
   /** `--roles`; default `coordinator`. */
   roles?: string;
+  /** `--roles` per node index, over `roles` (e.g. `['coordinator', 'agent', 'agent']`). */
+  nodeRoles?: readonly string[];
   /** More arguments for every `cloudless start`. */
   args?: string[];
   /** More environment for every node (over this process's). */
@@ -248,7 +250,7 @@ export class NodeCluster {
       'token',
       'create',
       '--roles',
-      init.roles ?? 'coordinator',
+      this.#joinerRoles(),
       '--ttl',
       '1h',
       '--uses',
@@ -443,13 +445,39 @@ export class NodeCluster {
         }
       }),
     );
+    this.#killOrphanReplicas();
     process.off('exit', this.#onExit);
     if (this.#ownsRoot) await rm(this.rootDir, { recursive: true, force: true });
   }
 
   #killAllSync(): void {
     for (const node of this.nodes) if (node.alive) node.process?.kill('SIGKILL');
+    this.#killOrphanReplicas();
     if (this.#ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Replicas run in their own process groups, so an agent killed with SIGKILL leaves them running
+   * (its next start would kill them; a harness that stops for good must do it itself).
+   */
+  #killOrphanReplicas(): void {
+    for (const node of this.nodes) {
+      const dir = path.join(node.dataDir, 'replicas');
+      let entries: string[];
+      try {
+        entries = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        try {
+          const pid = Number(readFileSync(path.join(dir, entry, 'pid'), 'utf8').trim());
+          if (Number.isSafeInteger(pid) && pid > 1) process.kill(-pid, 'SIGKILL');
+        } catch {
+          // No pid file (not a process replica, or it exited) or the group is gone already.
+        }
+      }
+    }
   }
 
   #partitionCommand(node: ClusterNode): Record<string, unknown> {
@@ -520,6 +548,18 @@ export class NodeCluster {
     });
   }
 
+  #rolesOf(index: number): string {
+    return this.#init.nodeRoles?.[index] ?? this.#init.roles ?? 'coordinator';
+  }
+
+  /** Every role a joining node starts with: what the join token must allow. */
+  #joinerRoles(): string {
+    const roles = new Set<string>();
+    for (const node of this.nodes.slice(1))
+      for (const role of this.#rolesOf(node.index).split(',')) roles.add(role);
+    return [...roles].join(',') || 'coordinator';
+  }
+
   async #spawn(node: ClusterNode): Promise<void> {
     const init = this.#init;
     const listen = `/ip4/127.0.0.1/tcp/${node.port}`;
@@ -527,7 +567,7 @@ export class NodeCluster {
       init.entry ?? defaultEntry,
       'start',
       '--roles',
-      init.roles ?? 'coordinator',
+      this.#rolesOf(node.index),
       '--data-dir',
       node.dataDir,
       '--listen',

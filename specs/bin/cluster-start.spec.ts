@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { UnauthenticatedClientError } from '../../actors/enrollment/enrollment-errors.ts';
+import { KvClient } from '../../actors/raft/kv-client.ts';
 import { CliNode, createToken, credentialFile, freePort, runCli } from '../support/cli-node.ts';
 import { until } from '../support/deadline.ts';
 
@@ -135,6 +137,44 @@ describe('a cluster of cloudless start processes: tokens, membership, failure de
     const afterRevoke = await refusedStart(revoked);
     expect(afterRevoke.code).to.equal(2);
     expect(afterRevoke.stderr).to.match(/revoked/);
+  });
+
+  it('refuses a client without the admin credential at once, and the CLI says to pass it', async () => {
+    const c1 = nodes[0] as CliNode;
+    const started = performance.now();
+    const refusal = await KvClient.connect({ address: c1.address, timeoutMs: 10_000 }).then(
+      async (client) => {
+        try {
+          await client.get('x');
+          return undefined;
+        } catch (error) {
+          return error;
+        } finally {
+          await client.close();
+        }
+      },
+      (error: unknown) => error,
+    );
+    expect(refusal).to.be.instanceOf(UnauthenticatedClientError);
+    expect((refusal as UnauthenticatedClientError).code).to.equal('INVALID_REQUEST');
+    expect(performance.now() - started, 'refused well before the 10 s call deadline').to.be.below(3000);
+    // No --credential, no CLOUDLESS_CREDENTIAL, a data dir without the file.
+    const cli = await runCli(
+      [
+        'kv',
+        'get',
+        'x',
+        '--connect',
+        c1.address,
+        '--data-dir',
+        path.join(root, 'no-credential'),
+        '--timeout-ms',
+        '10000',
+      ],
+      20_000,
+    );
+    expect(cli.code).to.not.equal(0);
+    expect(cli.stderr).to.include('--credential');
   });
 
   it('marks a killed agent down, and alive again as the same member once it restarts', async () => {

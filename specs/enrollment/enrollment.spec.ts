@@ -26,9 +26,10 @@ import { TokenStore } from '../../actors/enrollment/token-store.ts';
 import { KvClient } from '../../actors/raft/kv-client.ts';
 import { ActorSystem } from '../../runtime/actor-system.ts';
 import { Behaviors } from '../../runtime/behavior.ts';
-import { CloudlessError, UnavailableError } from '../../runtime/errors.ts';
+import { UnavailableError } from '../../runtime/errors.ts';
 import { createMeshNode, type MeshNode } from '../../transport/mesh-node.ts';
 import { MeshTransport } from '../../transport/mesh-transport.ts';
+import { NotAdmittedError } from '../../transport/transport-errors.ts';
 import { until } from '../support/deadline.ts';
 import { type EnrolledNode, startEnrolledNode } from './enrolled-node.ts';
 
@@ -231,7 +232,7 @@ describe('enrollment (in process, real Raft)', function () {
     auditLine(peer, 'role-not-allowed');
   });
 
-  it("resets an unknown peer's actor-protocol stream before any actor sees it", async () => {
+  it("refuses an unknown peer's actor-protocol stream before any actor sees it, telling the peer why", async () => {
     const seen: unknown[] = [];
     a.system.spawn(
       Behaviors.receiveMessage<unknown>((message) => {
@@ -264,6 +265,18 @@ describe('enrollment (in process, real Raft)', function () {
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(seen).to.deep.equal([]);
       expect(a.admission.isAdmitted(stranger.mesh.peerId)).to.equal(false);
+      // The refusal frame reaches the stranger: an ask fails at once, with the reason, not at its deadline.
+      const asked = performance.now();
+      const refusal = await stranger.system
+        .resolve<{ replyTo: unknown }>({ node: a.mesh.peerId, path: '/user/target' })
+        .ask((replyTo) => ({ replyTo }), { timeoutMs: 10_000 })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(refusal).to.be.instanceOf(NotAdmittedError);
+      expect(performance.now() - asked).to.be.below(3000);
+      expect(seen).to.deep.equal([]);
     } finally {
       await stranger.stop();
       // A's end of the reset connection settles its libp2p timers on a later turn.
@@ -333,20 +346,26 @@ describe('enrollment (in process, real Raft)', function () {
       wrong = error;
     }
     expect(wrong).to.be.instanceOf(UnauthenticatedClientError);
-    // Without the credential the stream is reset: no call gets an answer.
+    // Without the credential the node refuses the stream with a refusal frame: the call fails at
+    // once, saying to pass the credential, instead of waiting for its deadline.
     let missing: unknown;
     let bare: KvClient | undefined;
+    const started = performance.now();
     try {
-      bare = await KvClient.connect({ address: a.address, timeoutMs: 1500 });
+      bare = await KvClient.connect({ address: a.address, timeoutMs: 10_000 });
       await bare.get('/app/x');
     } catch (error) {
       missing = error;
     } finally {
       await bare?.close();
     }
-    expect(missing).to.be.instanceOf(CloudlessError);
-    // KvClient.connect's dial deadline (AbortSignal.timeout) stays armed for its whole timeoutMs.
-    await new Promise((resolve) => setTimeout(resolve, 1700));
+    const tookMs = performance.now() - started;
+    expect(missing).to.be.instanceOf(UnauthenticatedClientError);
+    expect((missing as UnauthenticatedClientError).code).to.equal('INVALID_REQUEST');
+    expect((missing as Error).cause).to.be.instanceOf(NotAdmittedError);
+    expect(tookMs, 'refused well before the 10 s call deadline').to.be.below(3000);
     expect(a.logs.some((l) => l.includes(credential))).to.equal(false);
+    // A's link to the admitted client, which disconnected, counts down unreachableAfterMs (3 s).
+    await new Promise((resolve) => setTimeout(resolve, 3100));
   });
 });

@@ -10,8 +10,10 @@ import {
 } from '../../runtime/introspection.ts';
 import { SupervisorStrategy } from '../../runtime/supervisor-strategy.ts';
 import { supervisor } from '../../supervision/supervisor.ts';
+import { parent as threadParent } from '../fixtures/thread-behaviors.ts';
 import { until } from '../support/deadline.ts';
 import { settle, startTestSystem } from '../support/test-system.ts';
+import { startWorkerTestSystem } from '../support/worker-test-system.ts';
 
 type WorkerMessage = 'crash';
 
@@ -117,5 +119,55 @@ describe('introspection', () => {
     const noReply = ref as unknown as ActorRef<unknown>;
     noReply.tell({ type: 'something else' });
     await settle();
+  });
+
+  describe('with worker threads', () => {
+    let threaded: ActorSystem;
+
+    before(async () => {
+      threaded = await startWorkerTestSystem();
+    });
+
+    after(async () => {
+      await threaded?.stop();
+    });
+
+    it('lists actors on worker threads under their parent, with their descendants there, marked with the thread', async () => {
+      threaded.spawn(
+        Behaviors.setup<string>((ctx) => {
+          ctx.spawn(threadParent.with({}), { name: 'on-worker', dispatcher: 'worker' });
+          return Behaviors.ignore<string>();
+        }),
+        { name: 'keeper' },
+      );
+      const ref = threaded.spawnSystemActor(introspectionBehavior(), { name: 'introspection' });
+      const tree = await until(
+        async () => {
+          const reply = await ref.ask<IntrospectReply>((replyTo) => ({ type: 'introspect', replyTo }));
+          if (!reply.ok) throw new Error(reply.error.message);
+          const found = reply.value.actors.some((a) => a.path === '/user/keeper/on-worker/child');
+          return found ? reply.value : undefined;
+        },
+        10_000,
+        'the worker actor and its child in the tree',
+      );
+      const paths = tree.actors.map((actor) => actor.path);
+      const at = (path: string) => tree.actors.find((actor) => actor.path === path);
+      // Pre-order: the worker actor right under its main-thread parent, its child right under it.
+      expect(paths.indexOf('/user/keeper/on-worker')).to.equal(paths.indexOf('/user/keeper') + 1);
+      expect(paths.indexOf('/user/keeper/on-worker/child')).to.equal(
+        paths.indexOf('/user/keeper/on-worker') + 1,
+      );
+      const onWorker = at('/user/keeper/on-worker');
+      const child = at('/user/keeper/on-worker/child');
+      expect(onWorker).to.include({ depth: 3, kind: 'actor', lifecycle: 'running', children: 1 });
+      expect(child).to.include({ depth: 4, kind: 'actor', lifecycle: 'running', children: 0 });
+      expect(onWorker?.thread).to.match(/^worker\/w\d+g\d+$/);
+      expect(child?.thread).to.equal(onWorker?.thread);
+      expect(at('/user/keeper')?.thread).to.equal(undefined);
+      // Counted once: the proxy and the actor it stands for are one actor.
+      expect(tree.total).to.equal(threaded.internals.registry.size + 1);
+      expect(tree.truncated).to.equal(false);
+    });
   });
 });
