@@ -2,7 +2,8 @@
  * The `cloudless` command. `start` runs a node: its actor system on the mesh and, with the
  * coordinator role, the Raft member and the KV front door (actors/raft/coordinator.ts). `peer`
  * holds the peer tools (peer-commands.ts), `kv` the store's client commands (kv-commands.ts),
- * `status` the Raft group as one coordinator sees it (status-command.ts).
+ * `status` the Raft group as one coordinator sees it (status-command.ts); deploy, ps, scale, rm,
+ * logs and explain are the workload commands (workload-commands.ts).
  */
 import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -39,6 +40,7 @@ import { nodesCommand } from './nodes-commands.ts';
 import { peerCommand } from './peer-commands.ts';
 import { statusCommand } from './status-command.ts';
 import { tokenCommand } from './token-commands.ts';
+import { workloadClientOptions, workloadCommand, workloadCommandsUsage } from './workload-commands.ts';
 
 const usage = `Usage: cloudless <command> [options]
 
@@ -49,9 +51,11 @@ Commands:
   token      join tokens: 'token create --roles R --ttl 1h [--uses N]', 'token ls', 'token revoke ID'
   status     the Raft group as a coordinator sees it: leader, term, indexes, members;
              --tree: a node's supervision tree (actors, mailboxes, restart counts)
+${workloadCommandsUsage}
   peer       peer tools: id, ping, identify, keygen ('cloudless peer help' for details)
   version    print the version
   help       print this help
+  ('cloudless <command> --help' prints a command's options)
 
 Options for start (flags > CLOUDLESS_* environment > --config YAML > defaults):
   --config <file>         YAML file with any of the settings below (camelCase keys)
@@ -85,6 +89,8 @@ The node id is the PeerId of the Ed25519 key in <data-dir>/identity.key, created
 (mode 0600; a start refuses a key file that group or others can access). Once listening, start
 writes <data-dir>/${nodeFileName} (PeerId, addresses, pid) so that 'cloudless kv' and 'cloudless status'
 find the node; a clean stop removes it.
+
+${workloadClientOptions}
 `;
 
 export interface CliIo {
@@ -524,6 +530,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await nodesCommand(rest, io);
       case 'token':
         return await tokenCommand(rest, io);
+      case 'deploy':
+      case 'ps':
+      case 'scale':
+      case 'rm':
+      case 'logs':
+      case 'explain':
+        return await workloadCommand(command, rest, io);
       case 'version':
       case '--version':
         io.out(await packageVersion());

@@ -47,7 +47,7 @@ Reads are linearizable (answered by the leader after it confirms it still leads)
 
 Exit codes: 0 done, 1 the store or the network failed (or get found no key), 2 bad input.`;
 
-const defaultTimeoutMs = 10_000;
+export const defaultTimeoutMs = 10_000;
 const defaultListLimit = 1000;
 
 /** The options every command that talks to a node takes (kv, status, nodes, token). */
@@ -70,7 +70,7 @@ export interface CommonValues {
   json?: boolean | undefined;
 }
 
-function wholeNumber(
+export function wholeNumber(
   flag: string,
   text: string | undefined,
   fallback: number,

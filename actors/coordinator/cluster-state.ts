@@ -25,7 +25,6 @@ import {
   decodeWorkloadRecord,
   isFinished,
   nodeFailuresPrefix,
-  parseReplicaKey,
   parseWorkloadKey,
   type ReplicaRecord,
   replicasPrefix,

@@ -12,6 +12,7 @@ import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { type Behavior, Behaviors } from '../../runtime/behavior.ts';
 import { memberKey } from '../membership/member-record.ts';
 import type { KvCompare, KvTxnOp } from '../raft/kv-types.ts';
+import { kvLimits } from '../raft/kv-validate.ts';
 import type { RaftMemberMessage, RaftProposeReply } from '../raft/raft-member.ts';
 import { checkPlan, type PlanConflict } from '../scheduler/plan-check.ts';
 import type { PlacementRequest, Plan } from '../scheduler/scheduler-types.ts';
@@ -191,6 +192,16 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
           op: '=',
           value: state.workloads.get(workloadId)?.modRevision ?? 0,
         });
+      if (compare.length > kvLimits.maxTxnOps || writes.length > kvLimits.maxTxnOps)
+        return {
+          conflicts: [
+            {
+              replicaId: '',
+              node: '',
+              reason: `the plan needs ${compare.length} compares and ${writes.length} writes; one txn takes at most ${kvLimits.maxTxnOps} of each`,
+            },
+          ],
+        };
       const checked = checkPlan(state.nodes, plan, submit.requests);
       if (!checked.ok) return { conflicts: checked.conflicts };
       return { compare, writes };

@@ -68,16 +68,39 @@ export function newAttempt(
   };
 }
 
-export function reconcile(state: ClusterState, now: number): ReconcileResult {
+export interface ReconcileScope {
+  /**
+   * Only these workloads (their records or replicas changed); default every workload, and then
+   * also the slots whose workload is gone. A controller runs the whole reconcile periodically
+   * and the scoped one on changes, so the cost of a change does not grow with the cluster.
+   */
+  readonly workloads?: Iterable<string>;
+  /** Slot keys with a write in flight: left alone until it settles. */
+  readonly inFlight?: ReadonlySet<string>;
+}
+
+export function reconcile(state: ClusterState, now: number, scope: ReconcileScope = {}): ReconcileResult {
   const writes: ControlWrite[] = [];
   const unplaced: string[] = [];
-  for (const [workloadId, { record: workload }] of state.workloads) {
+  const inFlight = scope.inFlight;
+  const workloads =
+    scope.workloads === undefined
+      ? state.workloads.keys()
+      : [...new Set(scope.workloads)].filter((id) => state.workloads.has(id));
+  for (const workloadId of workloads) {
+    const workload = state.workloads.get(workloadId)?.record as WorkloadRecord;
     const { spec } = workload;
     const slots = state.slotsOf(workloadId);
     let settled = 0;
     const stale: StoredReplica[] = [];
     for (let index = 0; index < spec.replicas; index++) {
       const stored = slots.get(index);
+      if (
+        inFlight !== undefined &&
+        inFlight.size > 0 &&
+        inFlight.has(stored?.key ?? replicaKey(workloadId, index))
+      )
+        continue;
       if (stored === undefined) {
         writes.push({
           type: 'create',
@@ -148,13 +171,14 @@ export function reconcile(state: ClusterState, now: number): ReconcileResult {
       });
     }
     for (const [index, stored] of slots) {
-      if (index >= spec.replicas)
+      if (index >= spec.replicas && !inFlight?.has(stored.key))
         writes.push({ type: 'delete', key: stored.key, expectedModRevision: stored.modRevision });
     }
   }
   // Slots whose workload is gone (deleted without its replicas): remove them.
+  if (scope.workloads !== undefined) return { writes, unplaced };
   for (const stored of state.replicas.values()) {
-    if (!state.workloads.has(stored.record.workloadId))
+    if (!state.workloads.has(stored.record.workloadId) && !inFlight?.has(stored.key))
       writes.push({ type: 'delete', key: stored.key, expectedModRevision: stored.modRevision });
   }
   return { writes, unplaced };

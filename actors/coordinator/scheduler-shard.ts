@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { type Behavior, Behaviors } from '../../runtime/behavior.ts';
+import { kvLimits } from '../raft/kv-validate.ts';
 import type { RaftMemberMessage } from '../raft/raft-member.ts';
 import { applyPlacement, removePlacement } from '../scheduler/placement.ts';
 import type { Decision, Eviction, PlacementRequest, SchedulerWeights } from '../scheduler/scheduler-types.ts';
@@ -62,7 +63,7 @@ export interface SchedulerShardProps {
   readonly member: ActorRef<RaftMemberMessage>;
   readonly applier: ActorRef<PlanApplierMessage>;
   readonly weights?: SchedulerWeights;
-  /** Placements per plan, at most; default 256. */
+  /** Placements per plan, at most; default (and bound) the store's txn limit. */
   readonly maxPlanSize?: number;
   /** Decisions remembered for explain; default 20,000. */
   readonly maxDecisions?: number;
@@ -77,7 +78,7 @@ interface InFlight {
 
 export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerShardMessage> {
   const weights = props.weights ?? defaultWeights;
-  const maxPlanSize = props.maxPlanSize ?? 256;
+  const maxPlanSize = props.maxPlanSize ?? kvLimits.maxTxnOps;
   const maxDecisions = props.maxDecisions ?? 20_000;
 
   return Behaviors.setup((ctx) =>
@@ -121,6 +122,9 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           return workloadId === undefined ? 0 : (state.workloads.get(workloadId)?.record.spec.priority ?? 0);
         };
         const ordered = [...queue].sort((a, b) => priorityOf(b) - priorityOf(a));
+        let budget = 0;
+        const planNodes = new Set<string>();
+        const planWorkloads = new Set<string>();
         for (const key of ordered) {
           if (placements.length >= maxPlanSize) break;
           queue.delete(key);
@@ -148,6 +152,24 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           }
           const node = state.nodes.get(decision.node);
           if (node === undefined) continue;
+          // One plan is one txn: its writes and compares (replicas, evictions, nodes, workloads)
+          // must stay within the store's txn limits; what does not fit goes in the next plan.
+          const cost =
+            1 +
+            (decision.type === 'preempt' ? 2 * decision.evictions.length : 0) +
+            (planNodes.has(decision.node) ? 0 : 1) +
+            (planWorkloads.has(request.workloadId) ? 0 : 1);
+          if (budget + cost > kvLimits.maxTxnOps) {
+            if (budget === 0) {
+              ctx.log.warn('replica left pending: its preemption evicts too many replicas for one plan', {
+                replica: replicaIdOf(stored.record),
+                evictions: decision.type === 'preempt' ? decision.evictions.length : 0,
+              });
+              continue;
+            }
+            queue.add(key);
+            break;
+          }
           if (decision.type === 'preempt') {
             // Only committed placements can be evicted, each once per plan.
             const committed = (replicaId: string): boolean => {
@@ -171,6 +193,9 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           applyPlacement(node, request);
           requests.push(request);
           placements.push({ replicaId: key, node: decision.node });
+          budget += cost;
+          planNodes.add(decision.node);
+          planWorkloads.add(request.workloadId);
         }
         if (placements.length === 0) return;
         const planId = randomUUID();

@@ -4,6 +4,7 @@
  * `KvClient`'s connection and credential. Errors come back as the classes the coordinator threw
  * (an invalid spec as `InvalidSpecError` with every problem, a denial as `PolicyViolationError`).
  */
+import { DataCorruptError } from '../../runtime/errors.ts';
 import { KvClient, type KvClientInit } from '../raft/kv-client.ts';
 import type { ExplainReply } from './scheduler-shard.ts';
 import { workloadErrorFromWire } from './workload-errors.ts';
@@ -24,22 +25,32 @@ type RequestBody = WorkloadRequest extends infer T
     : never
   : never;
 
+export interface WorkloadClientOptions {
+  /** Deadline of each call; default 15 s. */
+  readonly timeoutMs?: number;
+  /** Aborts every call (e.g. Ctrl-C in the CLI). */
+  readonly signal?: AbortSignal;
+}
+
 export class WorkloadClient {
   readonly kv: KvClient;
+  /** Aborted when the caller's signal is (never, without one). */
+  readonly interrupt: AbortSignal;
   readonly #timeoutMs: number;
 
-  private constructor(kv: KvClient, timeoutMs: number) {
+  private constructor(kv: KvClient, options: WorkloadClientOptions) {
     this.kv = kv;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.interrupt = options.signal ?? new AbortController().signal;
   }
 
   static async connect(init: KvClientInit): Promise<WorkloadClient> {
-    return new WorkloadClient(await KvClient.connect(init), init.timeoutMs ?? 15_000);
+    return new WorkloadClient(await KvClient.connect(init), { timeoutMs: init.timeoutMs ?? 15_000 });
   }
 
   /** Over an existing connection (the caller keeps closing it). */
-  static over(kv: KvClient, timeoutMs = 15_000): WorkloadClient {
-    return new WorkloadClient(kv, timeoutMs);
+  static over(kv: KvClient, options: WorkloadClientOptions = {}): WorkloadClient {
+    return new WorkloadClient(kv, options);
   }
 
   /** Sends a spec (already validated or not: the coordinator validates it again). */
@@ -77,8 +88,11 @@ export class WorkloadClient {
       (replyTo) => ({ ...body, replyTo }) as WorkloadRequest,
       {
         timeoutMs: this.#timeoutMs,
+        signal: this.interrupt,
       },
     );
+    if (typeof reply !== 'object' || reply === null || typeof reply.ok !== 'boolean')
+      throw new DataCorruptError('the workload front door sent an answer this client cannot read');
     if (!reply.ok) throw workloadErrorFromWire(reply.error);
     return reply.value;
   }

@@ -25,7 +25,8 @@ import {
   type ReplicaStatusUpdate,
   reportedStates,
 } from '../agent/agent-protocol.ts';
-import type { KvCommand, KvTxnOp } from '../raft/kv-types.ts';
+import { membersPrefix } from '../membership/member-record.ts';
+import type { KvCommand, KvEvent, KvTxnOp } from '../raft/kv-types.ts';
 import type { RaftMemberMessage, RaftProposeReply } from '../raft/raft-member.ts';
 import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
 import { type ControlWrite, reconcile } from './reconcile.ts';
@@ -33,9 +34,12 @@ import { type StoreFeed, StoreFollower } from './store-follower.ts';
 import {
   encodeReplicaRecord,
   nodeFailuresKey,
+  parseReplicaKey,
+  parseWorkloadKey,
   type ReplicaRecord,
   replicaIdOf,
   replicaKey,
+  workloadsPrefix,
 } from './workload-records.ts';
 
 export interface ScheduleRequest {
@@ -105,16 +109,40 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
       const scheduledAt = new Map<string, number>();
       const pushed = new Map<string, string>();
 
-      function queueReconcile(): void {
+      /**
+       * Changes are reconciled in batches, at most every `batchMs`, and only for the workloads they
+       * touched (a member change touches all): a cluster with thousands of replicas makes thousands
+       * of changes, and a whole reconcile per change would grow with the square of its size.
+       */
+      const batchMs = 20;
+      const dirty = new Set<string>();
+      let everything = false;
+
+      function queueReconcile(workloadId?: string): void {
+        if (workloadId === undefined) everything = true;
+        else dirty.add(workloadId);
         if (reconcileQueued || !loaded) return;
         reconcileQueued = true;
-        ctx.self.tell({ type: 'controller:reconcile' });
+        timers.startSingleTimer('reconcile', { type: 'controller:reconcile' }, batchMs);
       }
 
       function queuePush(): void {
         if (pushQueued || !loaded) return;
         pushQueued = true;
-        ctx.self.tell({ type: 'controller:push' });
+        timers.startSingleTimer('push-changed', { type: 'controller:push' }, batchMs);
+      }
+
+      /** What each event touches: its workload, or everything for a member. */
+      function markDirty(events: readonly KvEvent[]): void {
+        for (const event of events) {
+          const key = event.kv.key;
+          const slot = parseReplicaKey(key);
+          if (slot !== undefined) queueReconcile(slot.workloadId);
+          else if (key.startsWith(workloadsPrefix)) {
+            const id = parseWorkloadKey(key);
+            if (id !== undefined) queueReconcile(id);
+          } else if (key.startsWith(membersPrefix)) queueReconcile();
+        }
       }
 
       function propose(command: KvCommand, keys: readonly string[]): void {
@@ -153,9 +181,12 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         propose({ type: 'txn', compare: [compare], success: [op], failure: [] }, [write.key]);
       }
 
-      function runReconcile(): void {
+      function runReconcile(full: boolean): void {
         const now = Date.now();
-        const { writes, unplaced } = reconcile(state, now);
+        const scope = full || everything ? {} : { workloads: [...dirty] };
+        dirty.clear();
+        everything = false;
+        const { writes, unplaced } = reconcile(state, now, { ...scope, inFlight: writing });
         for (const write of writes) commit(write);
         const byShard = new Map<ActorRef<ScheduleRequest>, string[]>();
         for (const key of unplaced) {
@@ -358,30 +389,34 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
             if (update.kind === 'loaded') {
               state.load(update.kvs, update.revision);
               loaded = true;
+              queueReconcile();
             } else {
               noteDownTransitions(update.events);
               state.applyEvents(update.events);
               countFailures();
+              markDirty(update.events);
             }
-            queueReconcile();
             queuePush();
             return Behaviors.same;
           }
           case 'controller:reconcile':
             reconcileQueued = false;
-            runReconcile();
+            runReconcile(false);
             return Behaviors.same;
           case 'controller:tick':
-            if (loaded) runReconcile();
+            if (loaded) runReconcile(true);
             return Behaviors.same;
           case 'controller:push':
             pushQueued = false;
             push(false);
             return Behaviors.same;
           case 'controller:written':
-            for (const key of message.keys) writing.delete(key);
             // A change that arrived while the write was in flight was skipped: look again.
-            queueReconcile();
+            for (const key of message.keys) {
+              writing.delete(key);
+              const slot = parseReplicaKey(key);
+              if (slot !== undefined) queueReconcile(slot.workloadId);
+            }
             return Behaviors.same;
           case 'replica-status':
             if (loaded) handleReport(message);

@@ -64,7 +64,9 @@ describe('cloudless command', () => {
     await writeFile(config, 'logLevel: warn\nroles: [coordinator, agent]\nworkerThreads: 0\n');
     const fromFile = spawn(process.execPath, [cli, 'start', '--config', config, '--data-dir', dataDir]);
     const fromFileExited = exitOf(fromFile);
-    expect(await waitForOutput(fromFile, 'stop with Ctrl-C')).to.include('roles agent are accepted');
+    expect(await waitForOutput(fromFile, 'stop with Ctrl-C')).to.include(
+      'node agent: /user/agent runs replicas',
+    );
     fromFile.kill('SIGTERM');
     expect(await fromFileExited).to.equal(0);
 
@@ -74,7 +76,7 @@ describe('cloudless command', () => {
       { env: { ...process.env, CLOUDLESS_ROLES: 'coordinator' } },
     );
     const exited = exitOf(child);
-    expect(await waitForOutput(child, 'stop with Ctrl-C')).to.include('roles storage are accepted');
+    expect(await waitForOutput(child, 'stop with Ctrl-C')).to.include('the storage role is accepted');
     child.kill('SIGTERM');
     expect(await exited).to.equal(0);
   });
@@ -129,11 +131,11 @@ describe('cloudless command', () => {
   });
 
   it('rejects an unknown command with exit code 2', async () => {
-    const error = await run(process.execPath, [cli, 'deploy']).then(
+    const error = await run(process.execPath, [cli, 'frobnicate']).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
     );
     expect(error?.code).to.equal(2);
-    expect(error?.stderr).to.include("unknown command 'deploy'");
+    expect(error?.stderr).to.include("unknown command 'frobnicate'");
   });
 });

@@ -277,4 +277,56 @@ describe('plan applier and workload service over a Raft member', function () {
     }
     expect(assigned).to.deep.equal(['default/web/0#1', 'default/web/1#1']);
   });
+
+  it('places a workload bigger than one txn holds, in several plans', async () => {
+    for (let i = 0; i < 4; i++) await putNode(`big-${i}`, 2);
+    const service = members.system.spawn<WorkloadServiceMessage>(
+      workloadService({
+        member,
+        leaderPollMs: 20,
+        controller: { reconcileEveryMs: 100, rescheduleAfterMs: 200 },
+      }),
+      { name: 'workloads' },
+    );
+    const deadline = Date.now() + 15_000;
+    let deployed: WorkloadReply<DeployResult> | undefined;
+    while (Date.now() < deadline) {
+      deployed = await service.ask<WorkloadReply<DeployResult>>(
+        (replyTo) => ({
+          type: 'deploy',
+          spec: {
+            name: 'many',
+            replicas: 300,
+            driver: { type: 'process', command: 'true' },
+            resources: { cpuMillicores: 1, memoryBytes: '1Mi' },
+          },
+          replyTo,
+        }),
+        { timeoutMs: 5000 },
+      );
+      if (deployed.ok) break;
+      await sleep(50);
+    }
+    expect(deployed?.ok, JSON.stringify(deployed)).to.equal(true);
+    let placed = 0;
+    while (Date.now() < deadline) {
+      const reply = await member.ask<RaftQueryReply>(
+        (replyTo) => ({
+          type: 'query',
+          key: replicaKey('default/many', 0).slice(0, -1),
+          prefix: true,
+          consistency: 'serializable',
+          replyTo,
+        }),
+        { timeoutMs: 2000 },
+      );
+      if (!reply.ok) throw new Error(reply.error.message);
+      placed = reply.result.kvs.filter(
+        (kv) => decodeReplicaRecord(kv.value, kv.key).node !== undefined,
+      ).length;
+      if (placed === 300) break;
+      await sleep(100);
+    }
+    expect(placed).to.equal(300);
+  });
 });
