@@ -601,7 +601,10 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   }
 
   onUnreachable(link: PeerLink, error: Error): void {
-    this.kernel.logger.warn(error.message);
+    // A client (a CLI command) that went away is no news: only a peer still admitted is worth a warning.
+    if (this.#admission !== undefined && !this.#admission.isAdmitted(link.peerId))
+      this.kernel.logger.debug(error.message);
+    else this.kernel.logger.warn(error.message);
     for (const ask of [...this.kernel.pendingAsks]) {
       if (ask.targetNode === link.peerId) ask.fail(error);
     }

@@ -366,7 +366,7 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
           ctx.log.warn('assignments refused: too many replicas', { count: message.replicas.length });
           return;
         }
-        if (message.from === leader.leaderId && message.term >= acceptedTerm) {
+        if (message.from === leader.leaderId && message.term >= Math.max(acceptedTerm, leader.term)) {
           if (ready) applyAssignments(message);
           else held = message;
           return;
@@ -428,7 +428,8 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
             const pending = held;
             if (pending !== undefined && ready) {
               held = undefined;
-              if (pending.from === leader.leaderId && pending.term >= acceptedTerm) applyAssignments(pending);
+              if (pending.from === leader.leaderId && pending.term >= Math.max(acceptedTerm, leader.term))
+                applyAssignments(pending);
               else
                 ctx.log.warn('assignments refused: not from the current leader', {
                   from: pending.from,
