@@ -145,8 +145,15 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         }
       }
 
+      const writesPerTxn = 64;
+      const maxTxnsInFlight = 16;
+      let txnsInFlight = 0;
+      /** Writes were left for later because too many txns were in flight. */
+      let backlog = false;
+
       function propose(command: KvCommand, keys: readonly string[]): void {
         for (const key of keys) writing.add(key);
+        txnsInFlight++;
         const reply = props.member.ask<RaftProposeReply>(
           (replyTo) => ({ type: 'propose', command, clientId, seq: ++seq, replyTo }),
           { timeoutMs: 5000 },
@@ -161,24 +168,50 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         }));
       }
 
-      function commit(write: ControlWrite): void {
-        if (writing.has(write.key)) return;
-        const compare =
-          write.type === 'create'
-            ? { key: write.key, target: 'version' as const, op: '=' as const, value: 0 }
-            : {
-                key: write.key,
-                target: 'modRevision' as const,
-                op: '=' as const,
-                value: write.expectedModRevision,
-              };
-        const op: KvTxnOp =
-          write.type === 'delete'
-            ? { type: 'delete', key: write.key }
-            : { type: 'put', key: write.key, value: encodeReplicaRecord(write.record) };
-        if (write.type === 'update' && write.record.state === 'lost')
-          ctx.log.info('replica lost', { replica: replicaIdOf(write.record), reason: write.record.reason });
-        propose({ type: 'txn', compare: [compare], success: [op], failure: [] }, [write.key]);
+      /**
+       * Commits writes in txns of up to `writesPerTxn` (each write pinned by its own compare), with
+       * at most `maxTxnsInFlight` in flight: a deploy of a thousand replicas is a few dozen
+       * proposals, not a thousand that would fill the leader's proposal queue. What is left over
+       * is found again by the next reconcile.
+       */
+      function commit(writes: readonly ControlWrite[]): void {
+        let batch: ControlWrite[] = [];
+        const flush = (): void => {
+          if (batch.length === 0) return;
+          const compare = batch.map((write) =>
+            write.type === 'create'
+              ? { key: write.key, target: 'version' as const, op: '=' as const, value: 0 }
+              : {
+                  key: write.key,
+                  target: 'modRevision' as const,
+                  op: '=' as const,
+                  value: write.expectedModRevision,
+                },
+          );
+          const success = batch.map(
+            (write): KvTxnOp =>
+              write.type === 'delete'
+                ? { type: 'delete', key: write.key }
+                : { type: 'put', key: write.key, value: encodeReplicaRecord(write.record) },
+          );
+          propose(
+            { type: 'txn', compare, success, failure: [] },
+            batch.map((write) => write.key),
+          );
+          batch = [];
+        };
+        for (const write of writes) {
+          if (writing.has(write.key)) continue;
+          if (txnsInFlight >= maxTxnsInFlight) {
+            backlog = true;
+            break;
+          }
+          if (write.type === 'update' && write.record.state === 'lost')
+            ctx.log.info('replica lost', { replica: replicaIdOf(write.record), reason: write.record.reason });
+          batch.push(write);
+          if (batch.length >= writesPerTxn) flush();
+        }
+        flush();
       }
 
       function runReconcile(full: boolean): void {
@@ -187,7 +220,7 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         dirty.clear();
         everything = false;
         const { writes, unplaced } = reconcile(state, now, { ...scope, inFlight: writing });
-        for (const write of writes) commit(write);
+        commit(writes);
         const byShard = new Map<ActorRef<ScheduleRequest>, string[]>();
         for (const key of unplaced) {
           const record = state.replicas.get(key)?.record;
@@ -411,7 +444,12 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
             push(false);
             return Behaviors.same;
           case 'controller:written':
+            txnsInFlight--;
             // A change that arrived while the write was in flight was skipped: look again.
+            if (backlog) {
+              backlog = false;
+              queueReconcile();
+            }
             for (const key of message.keys) {
               writing.delete(key);
               const slot = parseReplicaKey(key);
