@@ -14,8 +14,10 @@ import {
   type MemberStatus,
   memberIdOfKey,
   memberKey,
+  memberRecordLimits,
   membersPrefix,
   type Resources,
+  validateResources,
 } from '../membership/member-record.ts';
 import { checkRoles } from './token.ts';
 
@@ -39,13 +41,14 @@ export interface MemberDescription {
   readonly resources: Resources | undefined;
 }
 
+/** A description must make a record every reader accepts: the record's own bounds. */
 export const memberLimits = {
-  maxAddresses: 16,
-  maxAddressLength: 1024,
-  maxLabels: 64,
+  maxAddresses: memberRecordLimits.maxAddresses,
+  maxAddressLength: memberRecordLimits.maxAddressLength,
+  maxLabels: memberRecordLimits.maxLabels,
   maxLabelKeyLength: 63,
-  maxLabelValueLength: 253,
-  maxZoneLength: 63,
+  maxLabelValueLength: memberRecordLimits.maxLabelLength,
+  maxZoneLength: memberRecordLimits.maxZoneLength,
 } as const;
 
 const labelKey = /^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?$/;
@@ -122,16 +125,11 @@ export function checkZone(value: unknown, what: string): string | undefined {
 
 export function checkResources(value: unknown, what: string): Resources | undefined {
   if (value === undefined) return undefined;
-  if (!isObject(value)) throw new InvalidRequestError(`${what} must be an object`);
-  const fields = ['cpuCores', 'cpuLoad1m', 'memoryBytes', 'memoryFreeBytes', 'diskBytes', 'diskFreeBytes'];
-  const out: Record<string, number> = {};
-  for (const field of fields) {
-    const number = value[field];
-    if (typeof number !== 'number' || !Number.isFinite(number) || number < 0)
-      throw new InvalidRequestError(`${what}.${field} must be a non-negative number`);
-    out[field] = number;
+  try {
+    return validateResources(value, what);
+  } catch (error) {
+    throw new InvalidRequestError(`${what}: ${(error as Error).message}`, { cause: error });
   }
-  return out as unknown as Resources;
 }
 
 export function checkMemberDescription(value: Record<string, unknown>, what: string): MemberDescription {

@@ -40,15 +40,20 @@ export interface MemberRecord {
   readonly tokenId: string | undefined;
 }
 
-/** Bounds on a decoded record: a record is small, whatever a writer tried. */
+/**
+ * Bounds on a record, whatever a writer tried. Enrollment checks a joining node's description
+ * against the same bounds (actors/enrollment/member-record.ts), so every record it creates can be
+ * read back: the largest description (64 labels of 63 + 253 characters, 16 addresses of 1,024)
+ * fits in `maxBytes`.
+ */
 export const memberRecordLimits = {
-  maxBytes: 16 * 1024,
+  maxBytes: 64 * 1024,
   maxIdLength: 128,
   maxAddresses: 16,
-  maxAddressLength: 256,
-  maxLabels: 32,
-  maxLabelLength: 128,
-  maxZoneLength: 64,
+  maxAddressLength: 1024,
+  maxLabels: 64,
+  maxLabelLength: 253,
+  maxZoneLength: 63,
 } as const;
 
 export function memberKey(id: string): string {
