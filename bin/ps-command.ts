@@ -16,7 +16,9 @@ export const psUsage = `Usage: cloudless ps [<workload>] [--wide] [--json] [clie
 Lists replicas: WORKLOAD, REPLICA (slot index), ATTEMPT, NODE (the last 8 characters of its
 PeerId; all of it with --wide), STATE (running replicas that pass their health check are marked
 '(ready)'), RESTARTS (by the agent within the attempt; earlier attempts lost to down nodes or
-preemption in parentheses), AGE (of the attempt) and REASON. Without a workload, every workload
+preemption in parentheses), AGE (of the attempt) and REASON; --wide adds LIMITS: whether the
+agent enforces the replica's CPU and memory limits, and how (cgroup v2, worker resourceLimits) or
+why not. Without a workload, every workload
 with a summary line first. <workload> is <name> (namespace default) or <namespace>/<name>.
 --json prints each workload's status as the front door returns it, one JSON object per line.`;
 
@@ -39,7 +41,19 @@ function reasonOf(record: ReplicaRecord, status: WorkloadStatus, wide: boolean):
 }
 
 export function replicaRows(statuses: readonly WorkloadStatus[], now: number, wide: boolean): string[] {
-  const rows = [['WORKLOAD', 'REPLICA', 'ATTEMPT', 'NODE', 'STATE', 'RESTARTS', 'AGE', 'REASON']];
+  const rows = [
+    [
+      'WORKLOAD',
+      'REPLICA',
+      'ATTEMPT',
+      'NODE',
+      'STATE',
+      'RESTARTS',
+      'AGE',
+      ...(wide ? ['LIMITS'] : []),
+      'REASON',
+    ],
+  ];
   for (const status of statuses) {
     for (const record of status.replicas) {
       rows.push([
@@ -50,6 +64,7 @@ export function replicaRows(statuses: readonly WorkloadStatus[], now: number, wi
         stateOf(record),
         record.lostCount > 0 ? `${record.restarts} (${record.lostCount} lost)` : String(record.restarts),
         age(record.createdAt, now),
+        ...(wide ? [record.limits ?? '-'] : []),
         reasonOf(record, status, wide),
       ]);
     }

@@ -67,6 +67,10 @@ describe('cloudless deploy, ps, scale, rm, logs and explain', function () {
     const all = await cli(['ps', '--wide']);
     expect(all.stdout).to.include(node.peerId);
     expect(all.stdout).to.match(/default\/web\s+service\s+1\s+3\s+3\s+3/);
+    // Whether the node enforces the limits is reported, never pretended (this host has no
+    // writable cgroup v2 with cpu and memory controllers, or has one).
+    expect(all.stdout).to.match(/LIMITS/);
+    expect(all.stdout).to.match(/(not enforced: |enforced: cgroup v2)/);
   });
 
   it("logs prints a replica's output", async () => {
