@@ -69,6 +69,10 @@ export class ClusterState {
   /** Highest revision applied. */
   revision = 0;
   onRefused: ((refused: RefusedRecord) => void) | undefined;
+  /** Called when a known member's status changes (not on its first record, nor on a load). */
+  onMemberStatus:
+    | ((id: string, before: MemberRecord['status'], after: MemberRecord['status']) => void)
+    | undefined;
 
   #nodeList: SchedulerNode[] | undefined;
 
@@ -177,7 +181,10 @@ export class ClusterState {
         const id = memberIdOfKey(key);
         if (id === undefined || this.#stale(key, kv.modRevision, this.members.get(id)?.modRevision)) return;
         const record = decodeMemberRecord(kv.value, id);
+        const before = this.members.get(id)?.record.status;
         this.members.set(id, { record, modRevision: kv.modRevision });
+        if (before !== undefined && before !== record.status)
+          this.onMemberStatus?.(id, before, record.status);
         this.#updateNode(record);
       } else if (key.startsWith(nodeFailuresPrefix)) {
         const id = key.slice(nodeFailuresPrefix.length);

@@ -16,9 +16,10 @@ import { kvLimits } from '../raft/kv-validate.ts';
 import type { RaftMemberMessage, RaftProposeReply } from '../raft/raft-member.ts';
 import { checkPlan, type PlanConflict } from '../scheduler/plan-check.ts';
 import type { PlacementRequest, Plan } from '../scheduler/scheduler-types.ts';
-import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
+import { ClusterState } from './cluster-state.ts';
+import { ClusterStateFollower } from './cluster-state-follower.ts';
 import { newAttempt } from './reconcile.ts';
-import { type StoreFeed, StoreFollower } from './store-follower.ts';
+import type { StoreFeed } from './store-follower.ts';
 import { encodeReplicaRecord, type ReplicaRecord, workloadKey } from './workload-records.ts';
 
 export type PlanResult =
@@ -62,16 +63,9 @@ export interface PlanApplierProps {
 
 export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessage> {
   return Behaviors.setup((ctx) => {
-    const state = new ClusterState();
-    state.onRefused = (refused) => ctx.log.warn('store record refused', refused);
-    const follower = new StoreFollower<PlanApplierMessage>(
-      ctx,
-      props.member,
-      clusterStatePrefixes,
-      (feed) => feed,
-    );
+    const view = new ClusterStateFollower<PlanApplierMessage>(ctx, props.member, (feed) => feed);
+    const state = view.state;
     const queue: SubmitPlan[] = [];
-    let loaded = false;
     let busy = false;
     let seq = 0;
 
@@ -208,7 +202,7 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
     }
 
     function next(): void {
-      while (!busy && loaded) {
+      while (!busy && view.loaded) {
         const submit = queue.shift();
         if (submit === undefined) return;
         const prepared = prepare(submit);
@@ -248,19 +242,12 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
       }
     }
 
-    follower.load();
+    view.reload();
     return Behaviors.receive<PlanApplierMessage>((_c, message) => {
       switch (message.type) {
-        case 'store-feed': {
-          const update = follower.handle(message);
-          if (update === undefined) return Behaviors.same;
-          if (update.kind === 'loaded') {
-            state.load(update.kvs, update.revision);
-            loaded = true;
-            next();
-          } else state.applyEvents(update.events);
+        case 'store-feed':
+          if (view.apply(message)?.kind === 'loaded') next();
           return Behaviors.same;
-        }
         case 'plan':
           if (queue.length >= 1024) {
             refuse(message, [
@@ -285,8 +272,7 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
             });
           } else {
             // checkPlan counted the plan in the view already: start from the store again.
-            loaded = false;
-            follower.load();
+            view.reload();
             refuse(submit, [{ replicaId: '', node: '', reason: message.error ?? 'not committed' }]);
           }
           next();
@@ -294,7 +280,7 @@ export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessag
         }
       }
     }).receiveSignal((_c, signal) => {
-      if (signal.type === 'PostStop' || signal.type === 'PreRestart') follower.stop();
+      if (signal.type === 'PostStop' || signal.type === 'PreRestart') view.stop();
       return Behaviors.same;
     });
   });

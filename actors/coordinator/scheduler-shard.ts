@@ -18,9 +18,10 @@ import { applyPlacement, removePlacement } from '../scheduler/placement.ts';
 import type { Decision, Eviction, PlacementRequest, SchedulerWeights } from '../scheduler/scheduler-types.ts';
 import { defaultWeights } from '../scheduler/scores.ts';
 import { decide } from '../scheduler/select.ts';
-import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
+import { ClusterState } from './cluster-state.ts';
+import { ClusterStateFollower } from './cluster-state-follower.ts';
 import type { PlanApplierMessage, PlanResult } from './plan-applier.ts';
-import { type StoreFeed, StoreFollower } from './store-follower.ts';
+import type { StoreFeed } from './store-follower.ts';
 import type { ScheduleRequest } from './workload-controller.ts';
 import { replicaIdOf } from './workload-records.ts';
 
@@ -83,18 +84,11 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
 
   return Behaviors.setup((ctx) =>
     Behaviors.withTimers<SchedulerShardMessage>((timers) => {
-      const state = new ClusterState();
-      state.onRefused = (refused) => ctx.log.warn('store record refused', refused);
-      const follower = new StoreFollower<SchedulerShardMessage>(
-        ctx,
-        props.member,
-        clusterStatePrefixes,
-        (feed) => feed,
-      );
+      const view = new ClusterStateFollower<SchedulerShardMessage>(ctx, props.member, (feed) => feed);
+      const state = view.state;
       const queue = new Set<string>();
       const decisions = new Map<string, { decision: Decision; at: number; replicaId: string }>();
       let inFlight: InFlight | undefined;
-      let loaded = false;
       let retryQueued = false;
       /** Keys scheduled before this view saw them pending, with when they were first seen. */
       const waiting = new Map<string, number>();
@@ -111,7 +105,7 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
       }
 
       function planBatch(): void {
-        if (inFlight !== undefined || !loaded || queue.size === 0) return;
+        if (inFlight !== undefined || !view.loaded || queue.size === 0) return;
         const requests: PlacementRequest[] = [];
         const placements: { replicaId: string; node: string }[] = [];
         const evictions: Eviction[] = [];
@@ -223,8 +217,7 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
         }
         // Evictions that did not happen: the store's view of those replicas is still right, so a reload is simplest.
         if (plan.evictions.length > 0) {
-          loaded = false;
-          follower.load();
+          view.reload();
         }
       }
 
@@ -264,23 +257,16 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
         return { type: 'explanation', workloadId, found: state.workloads.has(workloadId), replicas };
       }
 
-      follower.load();
+      view.reload();
       return Behaviors.receive<SchedulerShardMessage>((_c, message) => {
         switch (message.type) {
           case 'store-feed': {
-            const update = follower.handle(message);
-            if (update === undefined) return Behaviors.same;
-            if (update.kind === 'loaded') {
-              state.load(update.kvs, update.revision);
-              loaded = true;
+            const update = view.apply(message);
+            if (update?.kind === 'loaded') planBatch();
+            else if (update !== undefined && waiting.size > 0) {
+              for (const key of waiting.keys())
+                if (state.replicas.get(key)?.record.state === 'pending') queue.add(key);
               planBatch();
-            } else {
-              state.applyEvents(update.events);
-              if (waiting.size > 0) {
-                for (const key of waiting.keys())
-                  if (state.replicas.get(key)?.record.state === 'pending') queue.add(key);
-                planBatch();
-              }
             }
             return Behaviors.same;
           }
@@ -322,14 +308,14 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
             return Behaviors.same;
           case 'explain':
             message.replyTo.tell(
-              loaded
+              view.loaded
                 ? explain(message.workloadId)
                 : { type: 'explanation', workloadId: message.workloadId, found: false, replicas: [] },
             );
             return Behaviors.same;
         }
       }).receiveSignal((_c, signal) => {
-        if (signal.type === 'PostStop' || signal.type === 'PreRestart') follower.stop();
+        if (signal.type === 'PostStop' || signal.type === 'PreRestart') view.stop();
         return Behaviors.same;
       });
     }),

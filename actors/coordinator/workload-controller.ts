@@ -28,9 +28,10 @@ import {
 import { membersPrefix } from '../membership/member-record.ts';
 import type { KvCommand, KvEvent, KvTxnOp } from '../raft/kv-types.ts';
 import type { RaftMemberMessage, RaftProposeReply } from '../raft/raft-member.ts';
-import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
+import { ClusterState } from './cluster-state.ts';
+import { ClusterStateFollower } from './cluster-state-follower.ts';
 import { type ControlWrite, reconcile } from './reconcile.ts';
-import { type StoreFeed, StoreFollower } from './store-follower.ts';
+import type { StoreFeed } from './store-follower.ts';
 import {
   encodeReplicaRecord,
   nodeFailuresKey,
@@ -92,17 +93,19 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
   return Behaviors.setup((ctx) =>
     Behaviors.withTimers((timers) => {
       const self = ctx.system.nodeId;
-      const state = new ClusterState();
-      state.onRefused = (refused) => ctx.log.warn('store record refused', refused);
-      const follower = new StoreFollower<WorkloadControllerMessage>(
-        ctx,
-        props.member,
-        clusterStatePrefixes,
-        (feed) => feed,
-      );
+      const view = new ClusterStateFollower<WorkloadControllerMessage>(ctx, props.member, (feed) => feed);
+      const state = view.state;
+      // A node's transitions to down are counted: the scheduler scores reliability from them.
+      state.onMemberStatus = (id, _before, after) => {
+        if (after !== 'down') return;
+        const count = (state.nodes.get(id)?.failures ?? 0) + 1;
+        propose(
+          { type: 'put', key: nodeFailuresKey(id), value: JSON.stringify({ count, lastAt: Date.now() }) },
+          [],
+        );
+      };
       const clientId = `workload-controller/${self}/${randomUUID().slice(0, 8)}`;
       let seq = 0;
-      let loaded = false;
       let reconcileQueued = false;
       let pushQueued = false;
       const writing = new Set<string>();
@@ -121,13 +124,13 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
       function queueReconcile(workloadId?: string): void {
         if (workloadId === undefined) everything = true;
         else dirty.add(workloadId);
-        if (reconcileQueued || !loaded) return;
+        if (reconcileQueued || !view.loaded) return;
         reconcileQueued = true;
         timers.startSingleTimer('reconcile', { type: 'controller:reconcile' }, batchMs);
       }
 
       function queuePush(): void {
-        if (pushQueued || !loaded) return;
+        if (pushQueued || !view.loaded) return;
         pushQueued = true;
         timers.startSingleTimer('push-changed', { type: 'controller:push' }, batchMs);
       }
@@ -285,30 +288,6 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         }
       }
 
-      function noteDownTransitions(events: readonly { type: string; kv: { key: string } }[]): void {
-        for (const event of events) {
-          if (event.type !== 'put' || !event.kv.key.startsWith('/cloudless/members/')) continue;
-          const id = event.kv.key.slice('/cloudless/members/'.length);
-          const before = state.members.get(id)?.record.status;
-          downBefore.set(id, before);
-        }
-      }
-      const downBefore = new Map<string, string | undefined>();
-
-      function countFailures(): void {
-        for (const [id, before] of downBefore) {
-          const after = state.members.get(id)?.record.status;
-          if (after === 'down' && before !== 'down' && before !== undefined) {
-            const count = (state.nodes.get(id)?.failures ?? 0) + 1;
-            propose(
-              { type: 'put', key: nodeFailuresKey(id), value: JSON.stringify({ count, lastAt: Date.now() }) },
-              [],
-            );
-          }
-        }
-        downBefore.clear();
-      }
-
       function validUpdate(update: ReplicaStatusUpdate): boolean {
         return (
           typeof update === 'object' &&
@@ -409,7 +388,7 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
         }));
       }
 
-      follower.load();
+      view.reload();
       timers.startTimerWithFixedDelay('tick', { type: 'controller:tick' }, reconcileEveryMs);
       timers.startTimerWithFixedDelay('push', { type: 'controller:push-all' }, pushEveryMs);
       ctx.log.info('workload controller started', { term: props.term });
@@ -417,18 +396,10 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
       return Behaviors.receive<WorkloadControllerMessage>((_c, message) => {
         switch (message.type) {
           case 'store-feed': {
-            const update = follower.handle(message);
+            const update = view.apply(message);
             if (update === undefined) return Behaviors.same;
-            if (update.kind === 'loaded') {
-              state.load(update.kvs, update.revision);
-              loaded = true;
-              queueReconcile();
-            } else {
-              noteDownTransitions(update.events);
-              state.applyEvents(update.events);
-              countFailures();
-              markDirty(update.events);
-            }
+            if (update.kind === 'loaded') queueReconcile();
+            else markDirty(update.events);
             queuePush();
             return Behaviors.same;
           }
@@ -437,7 +408,7 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
             runReconcile(false);
             return Behaviors.same;
           case 'controller:tick':
-            if (loaded) runReconcile(true);
+            if (view.loaded) runReconcile(true);
             return Behaviors.same;
           case 'controller:push':
             pushQueued = false;
@@ -457,17 +428,17 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
             }
             return Behaviors.same;
           case 'replica-status':
-            if (loaded) handleReport(message);
+            if (view.loaded) handleReport(message);
             return Behaviors.same;
           case 'controller:reported':
             message.replyTo?.tell({ type: 'replica-status-ack', settled: message.settled });
             return Behaviors.same;
           case 'controller:push-all':
-            if (loaded) push(true);
+            if (view.loaded) push(true);
             return Behaviors.same;
         }
       }).receiveSignal((_c, signal) => {
-        if (signal.type === 'PostStop' || signal.type === 'PreRestart') follower.stop();
+        if (signal.type === 'PostStop' || signal.type === 'PreRestart') view.stop();
         return Behaviors.same;
       });
     }),
