@@ -18,9 +18,9 @@ import { applyPlacement, removePlacement } from '../scheduler/placement.ts';
 import type { Decision, Eviction, PlacementRequest, SchedulerWeights } from '../scheduler/scheduler-types.ts';
 import { defaultWeights } from '../scheduler/scores.ts';
 import { decide } from '../scheduler/select.ts';
-import { ClusterState } from './cluster-state.ts';
 import { ClusterStateFollower } from './cluster-state-follower.ts';
 import type { PlanApplierMessage, PlanResult } from './plan-applier.ts';
+import { decideBatch, undoBatch } from './plan-batch.ts';
 import type { StoreFeed } from './store-follower.ts';
 import type { ScheduleRequest } from './workload-controller.ts';
 import { replicaIdOf } from './workload-records.ts';
@@ -106,92 +106,35 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
 
       function planBatch(): void {
         if (inFlight !== undefined || !view.loaded || queue.size === 0) return;
-        const requests: PlacementRequest[] = [];
-        const placements: { replicaId: string; node: string }[] = [];
-        const evictions: Eviction[] = [];
-        const evicted = new Set<string>();
-        // Higher priority first, so a batch never places a replica that a later one would preempt.
-        const priorityOf = (key: string): number => {
-          const workloadId = state.replicas.get(key)?.record.workloadId;
-          return workloadId === undefined ? 0 : (state.workloads.get(workloadId)?.record.spec.priority ?? 0);
-        };
-        const ordered = [...queue].sort((a, b) => priorityOf(b) - priorityOf(a));
-        let budget = 0;
-        const planNodes = new Set<string>();
-        const planWorkloads = new Set<string>();
-        for (const key of ordered) {
-          if (placements.length >= maxPlanSize) break;
-          queue.delete(key);
-          const stored = state.replicas.get(key);
-          if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined) {
-            // The controller may be ahead of this view: keep a key that may yet turn pending here
-            // (unknown or lost) until the watch brings it, for a while.
-            const since = waiting.get(key) ?? Date.now();
-            if ((stored === undefined || stored.record.state === 'lost') && Date.now() - since < 10_000) {
-              waiting.set(key, since);
-            } else waiting.delete(key);
-            continue;
-          }
-          waiting.delete(key);
-          const request = state.placementRequest(key);
-          if (request === undefined) continue;
-          const decision = decide(state.nodeList(), request, weights);
-          remember(key, decision, replicaIdOf(stored.record));
-          if (decision.type === 'pending') {
-            ctx.log.debug('replica pending', {
-              replica: replicaIdOf(stored.record),
-              reason: decision.reason,
-            });
-            continue;
-          }
-          const node = state.nodes.get(decision.node);
-          if (node === undefined) continue;
-          // One plan is one txn: its writes and compares (replicas, evictions, nodes, workloads)
-          // must stay within the store's txn limits; what does not fit goes in the next plan.
-          const cost =
-            1 +
-            (decision.type === 'preempt' ? 2 * decision.evictions.length : 0) +
-            (planNodes.has(decision.node) ? 0 : 1) +
-            (planWorkloads.has(request.workloadId) ? 0 : 1);
-          if (budget + cost > kvLimits.maxTxnOps) {
-            if (budget === 0) {
-              ctx.log.warn('replica left pending: its preemption evicts too many replicas for one plan', {
-                replica: replicaIdOf(stored.record),
-                evictions: decision.type === 'preempt' ? decision.evictions.length : 0,
-              });
-              continue;
-            }
-            queue.add(key);
-            break;
-          }
-          if (decision.type === 'preempt') {
-            // Only committed placements can be evicted, each once per plan.
-            const committed = (replicaId: string): boolean => {
-              const victim = state.replicas.get(replicaId)?.record;
-              return (
-                victim !== undefined && ClusterState.holdsCapacity(victim) && victim.node === decision.node
-              );
-            };
-            if (decision.evictions.some((e) => evicted.has(e.replicaId) || !committed(e.replicaId))) continue;
-            for (const eviction of decision.evictions) {
-              evicted.add(eviction.replicaId);
-              evictions.push(eviction);
-              removePlacement(node, eviction.replicaId);
-            }
-            ctx.log.info('preempting', {
-              replica: replicaIdOf(stored.record),
-              node: decision.node,
-              reason: decision.reason,
-            });
-          }
-          applyPlacement(node, request);
-          requests.push(request);
-          placements.push({ replicaId: key, node: decision.node });
-          budget += cost;
-          planNodes.add(decision.node);
-          planWorkloads.add(request.workloadId);
+        const keys = [...queue];
+        queue.clear();
+        const batch = decideBatch(state, keys, {
+          ...(props.weights === undefined ? {} : { weights: props.weights }),
+          maxPlanSize,
+        });
+        for (const key of batch.deferred) queue.add(key);
+        const now = Date.now();
+        for (const { key, state: seen } of batch.notPending) {
+          // The controller may be ahead of this view: keep a key that may yet turn pending here
+          // (unknown or lost) until the watch brings it, for a while.
+          const since = waiting.get(key) ?? now;
+          if ((seen === 'unknown' || seen === 'lost') && now - since < 10_000) waiting.set(key, since);
+          else waiting.delete(key);
         }
-        if (placements.length === 0) return;
+        for (const { key, replicaId, decision, skipped } of batch.decided) {
+          waiting.delete(key);
+          remember(key, decision, replicaId);
+          if (skipped === 'too-many-evictions')
+            ctx.log.warn('replica left pending: its preemption evicts too many replicas for one plan', {
+              replica: replicaId,
+            });
+          else if (decision.type === 'pending')
+            ctx.log.debug('replica pending', { replica: replicaId, reason: decision.reason });
+          else if (decision.type === 'preempt' && skipped === undefined)
+            ctx.log.info('preempting', { replica: replicaId, node: decision.node, reason: decision.reason });
+        }
+        if (batch.placements.length === 0) return;
+        const { placements, evictions, requests } = batch;
         const planId = randomUUID();
         inFlight = { planId, requests, placements, evictions };
         props.applier.tell({
@@ -204,21 +147,7 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
 
       /** Takes back what a refused plan counted in this view. */
       function undo(plan: InFlight): void {
-        for (const placement of plan.placements) {
-          const stored = state.replicas.get(placement.replicaId);
-          if (
-            stored !== undefined &&
-            ClusterState.holdsCapacity(stored.record) &&
-            stored.record.node === placement.node
-          )
-            continue;
-          const node = state.nodes.get(placement.node);
-          if (node !== undefined) removePlacement(node, placement.replicaId);
-        }
-        // Evictions that did not happen: the store's view of those replicas is still right, so a reload is simplest.
-        if (plan.evictions.length > 0) {
-          view.reload();
-        }
+        if (undoBatch(state, plan)) view.reload();
       }
 
       function explain(workloadId: string): ExplainReply {

@@ -23,9 +23,8 @@ function nodes(): SimNode[] {
  * that never move and view accounting after every step; here, once the faults stop, everything
  * must converge within a bounded number of ticks.
  */
-function churn(seed: number, pinRecords = true): WorkloadSim {
+function churn(seed: number): WorkloadSim {
   const sim = new WorkloadSim({ seed, nodes: nodes(), shards: 2, maxDelay: 2, lagChance: 0.35 });
-  sim.pinRecords = pinRecords;
   sim.deploy({ name: 'web', replicas: 4, priority: 10 });
   sim.deploy({ name: 'api', replicas: 3, priority: 10 });
   sim.deploy({ name: 'jobs', kind: 'batch', replicas: 5 });

@@ -18,7 +18,9 @@
  * throws with the tick, so a seed replays it exactly.
  */
 import { ClusterState } from '../../actors/coordinator/cluster-state.ts';
-import { newAttempt, reconcile } from '../../actors/coordinator/reconcile.ts';
+import { decideBatch, undoBatch } from '../../actors/coordinator/plan-batch.ts';
+import { preparePlanTxn } from '../../actors/coordinator/plan-txn.ts';
+import { reconcile } from '../../actors/coordinator/reconcile.ts';
 import { shardIndexOf } from '../../actors/coordinator/scheduler-shard.ts';
 import { specDigest } from '../../actors/coordinator/spec-digest.ts';
 import {
@@ -50,7 +52,6 @@ import { KvStore } from '../../actors/raft/kv-store.ts';
 import type { KeyValue, KvCommand, KvCompare, KvEvent, KvTxnOp } from '../../actors/raft/kv-types.ts';
 import { mulberry32 } from '../../actors/raft/mulberry32.ts';
 import { applyPlacement, removePlacement } from '../../actors/scheduler/placement.ts';
-import { checkPlan } from '../../actors/scheduler/plan-check.ts';
 import type { Eviction, PlacementRequest, Plan } from '../../actors/scheduler/scheduler-types.ts';
 import { defaultWeights } from '../../actors/scheduler/scores.ts';
 import { decide } from '../../actors/scheduler/select.ts';
@@ -195,46 +196,20 @@ class SimShard {
   planBatch(): void {
     const state = this.feed.state;
     if (this.inFlight !== undefined || this.queue.size === 0 || this.#sim.tick < this.retryAt) return;
-    const requests: PlacementRequest[] = [];
-    const placements: { replicaId: string; node: string }[] = [];
-    const evictions: Eviction[] = [];
-    const evicted = new Set<string>();
-    const priorityOf = (key: string): number => {
-      const workloadId = state.replicas.get(key)?.record.workloadId;
-      return workloadId === undefined ? 0 : (state.workloads.get(workloadId)?.record.spec.priority ?? 0);
-    };
-    const ordered = [...this.queue].sort((a, b) => priorityOf(b) - priorityOf(a));
-    for (const key of ordered) {
-      this.queue.delete(key);
-      const stored = state.replicas.get(key);
-      if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined)
-        continue;
-      const request = state.placementRequest(key);
-      if (request === undefined) continue;
-      const decision = decide(state.nodeList(), request, defaultWeights);
-      if (decision.type === 'pending') continue;
-      const node = state.nodes.get(decision.node);
-      if (node === undefined) continue;
-      if (decision.type === 'preempt') {
-        const committed = (replicaId: string): boolean => {
-          const victim = state.replicas.get(replicaId)?.record;
-          return victim !== undefined && ClusterState.holdsCapacity(victim) && victim.node === decision.node;
-        };
-        if (decision.evictions.some((e) => evicted.has(e.replicaId) || !committed(e.replicaId))) continue;
-        for (const eviction of decision.evictions) {
-          if (eviction.priority >= request.priority)
-            this.#sim.fail(
-              `decide chose to evict ${eviction.replicaId} of priority ${eviction.priority} for ${key} of ${request.priority}`,
-            );
-          evicted.add(eviction.replicaId);
-          evictions.push(eviction);
-          removePlacement(node, eviction.replicaId);
-        }
-      }
-      applyPlacement(node, request);
-      requests.push(request);
-      placements.push({ replicaId: key, node: decision.node });
+    // The shard actor's own batch logic (plan-batch.ts), on this shard's lagging view.
+    const batch = decideBatch(state, [...this.queue]);
+    this.queue.clear();
+    for (const key of batch.deferred) this.queue.add(key);
+    for (const { decision, key } of batch.decided) {
+      if (decision.type !== 'preempt') continue;
+      const priority = state.placementRequest(key)?.priority ?? 0;
+      for (const eviction of decision.evictions)
+        if (eviction.priority >= priority)
+          this.#sim.fail(
+            `decide chose to evict ${eviction.replicaId} of priority ${eviction.priority} for ${key} of ${priority}`,
+          );
     }
+    const { placements, evictions, requests } = batch;
     if (placements.length === 0) return;
     const planId = `plan-${++this.#sim.planSeq}`;
     this.inFlight = { planId, placements, evictions };
@@ -256,18 +231,7 @@ class SimShard {
       state.applyCommitted(writes, revision);
       return;
     }
-    for (const placement of plan.placements) {
-      const stored = state.replicas.get(placement.replicaId);
-      if (
-        stored !== undefined &&
-        ClusterState.holdsCapacity(stored.record) &&
-        stored.record.node === placement.node
-      )
-        continue;
-      const node = state.nodes.get(placement.node);
-      if (node !== undefined) removePlacement(node, placement.replicaId);
-    }
-    if (plan.evictions.length > 0) this.feed.reload();
+    if (undoBatch(state, plan)) this.feed.reload();
     for (const placement of plan.placements) this.queue.add(placement.replicaId);
     this.retryAt = this.#sim.tick + 1 + this.#sim.rng.int(2);
   }
@@ -289,61 +253,12 @@ class SimApplier {
     this.queue.push(submit);
   }
 
+  /** The applier actor's own check (plan-txn.ts), on this applier's lagging view. */
   #prepare(
     submit: SubmitPlan,
   ): { compare: KvCompare[]; writes: { key: string; value: string }[] } | undefined {
-    const state = this.feed.state;
-    const { plan } = submit;
-    const compare: KvCompare[] = [];
-    const writes: { key: string; value: string }[] = [];
-    const now = this.#sim.now;
-    const touched = new Set<string>();
-    for (const placement of plan.placements) {
-      const stored = state.replicas.get(placement.replicaId);
-      if (touched.has(placement.replicaId)) return undefined;
-      touched.add(placement.replicaId);
-      if (stored === undefined || stored.record.state !== 'pending' || stored.record.node !== undefined)
-        return undefined;
-      const workload = state.workloads.get(stored.record.workloadId)?.record;
-      const request = submit.requests.find((r) => r.replicaId === placement.replicaId);
-      if (
-        this.#sim.pinRecords &&
-        (workload === undefined ||
-          request?.resources.cpuMillicores !== workload.spec.resources.cpuMillicores ||
-          request?.resources.memoryBytes !== workload.spec.resources.memoryBytes)
-      )
-        return undefined;
-      compare.push({ key: stored.key, target: 'modRevision', op: '=', value: stored.modRevision });
-      const record: ReplicaRecord = {
-        ...stored.record,
-        node: placement.node,
-        state: 'starting',
-        reason: undefined,
-        updatedAt: now,
-      };
-      writes.push({ key: stored.key, value: encodeReplicaRecord(record) });
-    }
-    for (const eviction of plan.evictions) {
-      const stored = state.replicas.get(eviction.replicaId);
-      const workload =
-        stored === undefined ? undefined : state.workloads.get(stored.record.workloadId)?.record;
-      if (
-        stored === undefined ||
-        workload === undefined ||
-        stored.record.node !== eviction.node ||
-        !ClusterState.holdsCapacity(stored.record)
-      )
-        return undefined;
-      compare.push({ key: stored.key, target: 'modRevision', op: '=', value: stored.modRevision });
-      writes.push({
-        key: stored.key,
-        value: encodeReplicaRecord(newAttempt(stored, workload, `preempted on ${eviction.node}`, now, true)),
-      });
-    }
-    // The nodes and workloads the check read, pinned as plan-applier.ts does.
-    compare.push(...this.#sim.nodeCompares(state, plan));
-    if (!checkPlan(state.nodes, plan, submit.requests).ok) return undefined;
-    return { compare, writes };
+    const prepared = preparePlanTxn(this.feed.state, submit, this.#sim.now);
+    return 'conflicts' in prepared ? undefined : prepared;
   }
 
   step(): void {
@@ -494,11 +409,6 @@ export class WorkloadSim {
     lostMarked: 0,
     nodeDowns: 0,
   };
-  /**
-   * The applier as it is: its txn also pins each placement's node and workload records. False
-   * models the applier before that fix (pinning only the replicas), which the sim catches.
-   */
-  pinRecords = true;
   planSeq = 0;
   tick = 0;
   readonly #maxDelay: number;
@@ -575,31 +485,6 @@ export class WorkloadSim {
       if (!page.more || page.nextKey === undefined) return kvs;
       fromKey = page.nextKey;
     }
-  }
-
-  /** The applier's compares on the nodes and workloads of a plan's placements (when `pinRecords`). */
-  nodeCompares(state: ClusterState, plan: Plan): KvCompare[] {
-    if (!this.pinRecords) return [];
-    const compares: KvCompare[] = [];
-    for (const node of new Set(plan.placements.map((p) => p.node))) {
-      const member = state.members.get(node);
-      compares.push({
-        key: memberKey(node),
-        target: 'modRevision',
-        op: '=',
-        value: member?.modRevision ?? 0,
-      });
-    }
-    for (const workloadId of new Set(
-      plan.placements.map((p) => state.replicas.get(p.replicaId)?.record.workloadId ?? ''),
-    ))
-      compares.push({
-        key: workloadKey(workloadId),
-        target: 'modRevision',
-        op: '=',
-        value: state.workloads.get(workloadId)?.modRevision ?? 0,
-      });
-    return compares;
   }
 
   // --- the world: workloads, nodes ---
