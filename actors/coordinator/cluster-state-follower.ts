@@ -1,11 +1,10 @@
 /**
- * A `ClusterState` kept current from the local Raft member: the store follower over the cluster
+ * A `ClusterState` kept current from this node's KV front door: the store follower over the cluster
  * state's prefixes, applying each step to the state. The leader-side workload actors (controller,
  * scheduler shards, plan applier) each own one; records the state refuses are logged.
  */
 import type { ActorContext } from '../../runtime/actor-context.ts';
-import type { ActorRef } from '../../runtime/actor-ref.ts';
-import type { RaftMemberMessage } from '../raft/raft-member.ts';
+import { type KvServiceRequest, kvServicePath } from '../raft/kv-service-protocol.ts';
 import { ClusterState, clusterStatePrefixes } from './cluster-state.ts';
 import { type StoreFeed, StoreFollower, type StoreUpdate } from './store-follower.ts';
 
@@ -15,9 +14,11 @@ export class ClusterStateFollower<TMsg> {
   loaded = false;
   readonly #follower: StoreFollower<TMsg>;
 
-  constructor(ctx: ActorContext<TMsg>, member: ActorRef<RaftMemberMessage>, wrap: (feed: StoreFeed) => TMsg) {
+  constructor(ctx: ActorContext<TMsg>, wrap: (feed: StoreFeed) => TMsg) {
     this.state.onRefused = (refused) => ctx.log.warn('store record refused', refused);
-    this.#follower = new StoreFollower(ctx, member, clusterStatePrefixes, wrap);
+    // This node's own front door: these actors run on a coordinator, next to its member.
+    const front = ctx.system.resolve<KvServiceRequest>({ node: ctx.system.nodeId, path: kvServicePath });
+    this.#follower = new StoreFollower(ctx, front, clusterStatePrefixes, wrap);
   }
 
   /** Starts from a fresh load (what is applied meanwhile is replaced when it arrives). */

@@ -59,7 +59,7 @@ export interface PlanApplierProps {
 
 export function planApplier(props: PlanApplierProps): Behavior<PlanApplierMessage> {
   return Behaviors.setup((ctx) => {
-    const view = new ClusterStateFollower<PlanApplierMessage>(ctx, props.member, (feed) => feed);
+    const view = new ClusterStateFollower<PlanApplierMessage>(ctx, (feed) => feed);
     const state = view.state;
     const queue: SubmitPlan[] = [];
     let busy = false;

@@ -84,7 +84,7 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
 
   return Behaviors.setup((ctx) =>
     Behaviors.withTimers<SchedulerShardMessage>((timers) => {
-      const view = new ClusterStateFollower<SchedulerShardMessage>(ctx, props.member, (feed) => feed);
+      const view = new ClusterStateFollower<SchedulerShardMessage>(ctx, (feed) => feed);
       const state = view.state;
       const queue = new Set<string>();
       const decisions = new Map<string, { decision: Decision; at: number; replicaId: string }>();

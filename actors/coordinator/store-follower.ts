@@ -1,18 +1,20 @@
 /**
- * Keeps an actor's copy of some store prefixes current: loads them from the local Raft member
+ * Keeps an actor's copy of some store prefixes current: loads them through a KV front door
  * (serializable, paged), then watches each from the revision after the load; a watch that ends
  * (history compacted, member restarted) starts a fresh load. The owner receives every step as a
  * `StoreFeed` message and passes it to `handle`, which drops what belongs to an older load.
  *
- * Used by the leader-side workload actors (controller, scheduler shards, plan applier), which run
- * next to the leader's own member, so reads are local and cheap.
+ * Used by the leader-side workload actors (controller, scheduler shards, plan applier) with their
+ * own node's front door, so reads are local and cheap.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActorContext } from '../../runtime/actor-context.ts';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { Behaviors } from '../../runtime/behavior.ts';
+import { loadPrefix } from '../raft/kv-prefix-load.ts';
+import type { KvServiceRequest } from '../raft/kv-service-protocol.ts';
 import type { KeyValue, KvEvent } from '../raft/kv-types.ts';
-import type { RaftMemberMessage, RaftQueryReply, RaftWatchEvent } from '../raft/raft-member.ts';
+import type { RaftWatchEvent } from '../raft/raft-member.ts';
 
 export type StoreFeed =
   | {
@@ -39,41 +41,9 @@ export type StoreUpdate =
   | { readonly kind: 'loaded'; readonly kvs: readonly KeyValue[]; readonly revision: number }
   | { readonly kind: 'events'; readonly events: readonly KvEvent[] };
 
-const pageLimit = 1000;
-
-async function loadPrefix(
-  member: ActorRef<RaftMemberMessage>,
-  prefix: string,
-  signal: AbortSignal,
-): Promise<{ kvs: KeyValue[]; revision: number }> {
-  const kvs: KeyValue[] = [];
-  let fromKey: string | undefined;
-  let revision = 0;
-  for (let page = 0; page < 10_000; page++) {
-    const reply = await member.ask<RaftQueryReply>(
-      (replyTo) => ({
-        type: 'query',
-        key: prefix,
-        prefix: true,
-        limit: pageLimit,
-        consistency: 'serializable',
-        ...(fromKey === undefined ? {} : { fromKey }),
-        replyTo,
-      }),
-      { timeoutMs: 5000, signal },
-    );
-    if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
-    kvs.push(...reply.result.kvs);
-    if (page === 0) revision = reply.result.revision;
-    if (!reply.result.more || reply.result.nextKey === undefined) return { kvs, revision };
-    fromKey = reply.result.nextKey;
-  }
-  throw new Error(`${prefix} holds more than ${10_000 * pageLimit} keys`);
-}
-
 export class StoreFollower<TMsg> {
   readonly #ctx: ActorContext<TMsg>;
-  readonly #member: ActorRef<RaftMemberMessage>;
+  readonly #front: ActorRef<KvServiceRequest>;
   readonly #prefixes: readonly string[];
   readonly #wrap: (feed: StoreFeed) => TMsg;
   readonly #stopping = new AbortController();
@@ -82,12 +52,12 @@ export class StoreFollower<TMsg> {
 
   constructor(
     ctx: ActorContext<TMsg>,
-    member: ActorRef<RaftMemberMessage>,
+    front: ActorRef<KvServiceRequest>,
     prefixes: readonly string[],
     wrap: (feed: StoreFeed) => TMsg,
   ) {
     this.#ctx = ctx;
-    this.#member = member;
+    this.#front = front;
     this.#prefixes = prefixes;
     this.#wrap = wrap;
   }
@@ -102,7 +72,7 @@ export class StoreFollower<TMsg> {
       const kvs: KeyValue[] = [];
       let revision = Number.POSITIVE_INFINITY;
       for (const prefix of this.#prefixes) {
-        const loaded = await loadPrefix(this.#member, prefix, signal);
+        const loaded = await loadPrefix(this.#front, prefix, signal);
         kvs.push(...loaded.kvs);
         revision = Math.min(revision, loaded.revision);
       }
@@ -152,10 +122,10 @@ export class StoreFollower<TMsg> {
   #watch(prefix: string, fromRevision: number, generation: number): void {
     const parent = this.#ctx.self;
     const wrap = this.#wrap;
-    const member = this.#member;
+    const front = this.#front;
     const subscriber = this.#ctx.spawn(
       Behaviors.setup<RaftWatchEvent>((child) => {
-        child.watch(member as ActorRef<never>);
+        child.watch(front as ActorRef<never>);
         return Behaviors.receive<RaftWatchEvent>((_c, event) => {
           if (event.type === 'watch-started') {
             if (event.history.length > 0)
@@ -170,7 +140,7 @@ export class StoreFollower<TMsg> {
         }).receiveSignal((_c, signal) => {
           if (signal.type === 'Terminated') {
             parent.tell(
-              wrap({ type: 'store-feed', generation, kind: 'ended', reason: 'the Raft member stopped' }),
+              wrap({ type: 'store-feed', generation, kind: 'ended', reason: 'the KV front door stopped' }),
             );
             return Behaviors.stopped;
           }
@@ -179,6 +149,6 @@ export class StoreFollower<TMsg> {
       }),
     );
     this.#subscribers.push(subscriber);
-    member.tell({ type: 'watch', prefix, fromRevision, subscriber });
+    front.tell({ type: 'watch', prefix, fromRevision, subscriber });
   }
 }

@@ -93,7 +93,7 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
   return Behaviors.setup((ctx) =>
     Behaviors.withTimers((timers) => {
       const self = ctx.system.nodeId;
-      const view = new ClusterStateFollower<WorkloadControllerMessage>(ctx, props.member, (feed) => feed);
+      const view = new ClusterStateFollower<WorkloadControllerMessage>(ctx, (feed) => feed);
       const state = view.state;
       // A node's transitions to down are counted: the scheduler scores reliability from them.
       state.onMemberStatus = (id, _before, after) => {

@@ -25,7 +25,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
 import { type Behavior, Behaviors } from '../../runtime/behavior.ts';
-import { AbortError, CloudlessError, errorFromWire, UnavailableError } from '../../runtime/errors.ts';
+import { AbortError, CloudlessError, UnavailableError } from '../../runtime/errors.ts';
+import { loadPrefix, unwrapKvReply } from '../raft/kv-prefix-load.ts';
 import type {
   KvCommandValue,
   KvQueryValue,
@@ -165,48 +166,7 @@ export interface MembershipProps {
   readonly onChange?: (record: MemberRecord, previous: MemberRecord | undefined) => void;
 }
 
-const pageLimit = 1000;
 const writeTimeoutMs = 3000;
-
-function unwrap<TValue>(reply: KvServiceReply<TValue>): TValue {
-  if (!reply.ok) throw errorFromWire(reply.error);
-  return reply.value;
-}
-
-/** Keys under `prefix`, every page, serializable (this coordinator's applied state) and the revision read. */
-async function loadPrefix(
-  front: ActorRef<KvServiceRequest>,
-  prefix: string,
-  signal: AbortSignal,
-): Promise<{ kvs: KeyValue[]; revision: number }> {
-  const kvs: KeyValue[] = [];
-  let fromKey: string | undefined;
-  let revision = 0;
-  for (let page = 0; page < 10_000; page++) {
-    const value = unwrap(
-      await front.ask<KvServiceReply<KvQueryValue>>(
-        (replyTo) => ({
-          type: 'query',
-          key: prefix,
-          prefix: true,
-          limit: pageLimit,
-          consistency: 'serializable',
-          ...(fromKey === undefined ? {} : { fromKey }),
-          timeoutMs: 5000,
-          replyTo,
-        }),
-        { timeoutMs: 6000, signal },
-      ),
-    );
-    kvs.push(...value.result.kvs);
-    // Pages of one load may come from different revisions; the watch from the first page's
-    // revision + 1 replays whatever changed in between.
-    if (page === 0) revision = value.result.revision;
-    if (!value.result.more || value.result.nextKey === undefined) return { kvs, revision };
-    fromKey = value.result.nextKey;
-  }
-  throw new UnavailableError(`${prefix} has more than ${10_000 * pageLimit} keys; refusing to load it`);
-}
 
 /** One write through a front door, with a fresh (clientId, seq) per call (retries inside the front door keep it). */
 async function command(
@@ -216,7 +176,7 @@ async function command(
   cmd: KvCommand,
   signal: AbortSignal,
 ): Promise<KvCommandValue> {
-  return unwrap(
+  return unwrapKvReply(
     await front.ask<KvServiceReply<KvCommandValue>>(
       (replyTo) => ({ type: 'command', command: cmd, clientId, seq, timeoutMs: 5000, replyTo }),
       { timeoutMs: 6000, signal },
@@ -249,7 +209,7 @@ export async function ensureOwnRecord(
   for (let attempt = 0; ; attempt++) {
     try {
       const door = await front();
-      const read = unwrap(
+      const read = unwrapKvReply(
         await door.ask<KvServiceReply<KvQueryValue>>(
           (replyTo) => ({ type: 'query', key, consistency: 'linearizable', timeoutMs: 5000, replyTo }),
           { timeoutMs: 6000, signal },
@@ -840,7 +800,7 @@ async function writeOwnStatus(
   while (performance.now() < deadline) {
     try {
       const door = await frontDoor();
-      const read = unwrap(
+      const read = unwrapKvReply(
         await door.ask<KvServiceReply<KvQueryValue>>(
           (replyTo) => ({ type: 'query', key, consistency: 'linearizable', timeoutMs: 3000, replyTo }),
           { timeoutMs: 4000, signal },

@@ -27,6 +27,7 @@ import {
   workloadService,
 } from '../../actors/coordinator/workload-service.ts';
 import { encodeMemberRecord, memberKey } from '../../actors/membership/member-record.ts';
+import { kvService } from '../../actors/raft/kv-service.ts';
 import type { KvCommand } from '../../actors/raft/kv-types.ts';
 import type {
   RaftMemberMessage,
@@ -36,6 +37,7 @@ import type {
 } from '../../actors/raft/raft-member.ts';
 import type { PlacementRequest, Plan } from '../../actors/scheduler/scheduler-types.ts';
 import type { ActorRef } from '../../runtime/actor-ref.ts';
+import { Behaviors } from '../../runtime/behavior.ts';
 import { RaftMembers } from '../support/raft-members.ts';
 import { spawnProbe } from '../support/test-system.ts';
 import { memberRecord, mi, replicaRecord, workloadRecord } from './coordinator-fixtures.ts';
@@ -52,6 +54,15 @@ describe('plan applier and workload service over a Raft member', function () {
     members = await RaftMembers.start();
     // The front door leads when its member's id is its node's id.
     member = await members.spawn(members.system.nodeId);
+    // The KV front door at its usual path (the leader-side actors read the store through it).
+    const front = member;
+    members.system.spawn(
+      Behaviors.setup<never>((ctx) => {
+        ctx.spawn(kvService({ member: front, peerRef: () => front }), { name: 'kv' });
+        return Behaviors.empty<never>();
+      }),
+      { name: 'coordinator' },
+    );
     const deadline = Date.now() + 5000;
     for (;;) {
       const status = await member.ask<RaftStatusReply>((replyTo) => ({ type: 'status', replyTo }), {
