@@ -203,6 +203,11 @@ export class Kernel {
       }
       return this.router.deliver(to, message);
     }
+    return this.routeElsewhere(to, message);
+  }
+
+  /** `route` for an address known to be on another node than this one. */
+  routeElsewhere(to: ActorAddress, message: unknown): boolean {
     if (this.remote === undefined) {
       this.deadLetter(to.path, message, 'no-route');
       return false;

@@ -133,6 +133,13 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   readonly node: MeshNode;
   readonly #system: ActorSystem;
   readonly #links = new Map<string, PeerLink>();
+  /**
+   * The node id and link of the last delivery: refs keep their node string, so a run of sends to
+   * one peer matches it by identity, without the Map's full comparison of a 52-character key.
+   * Cleared whenever a link leaves `#links`.
+   */
+  #lastNode: string | undefined = undefined;
+  #lastLink: PeerLink | undefined = undefined;
   /** Proxies of actors placed on each peer. */
   readonly #proxies = new Map<PeerLink, Set<PlacedActorRef<unknown>>>();
   readonly #random: () => number;
@@ -364,6 +371,7 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
     const error = new UnavailableError(`connection to ${peerId} closed: ${reason}`);
     const link = this.#links.get(peerId);
     if (link !== undefined) {
+      this.#forgetLast();
       this.#links.delete(peerId);
       this.#proxies.delete(link);
       void link.close();
@@ -422,10 +430,16 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
   #forgetIdleUnreachable(): void {
     for (const [peerId, link] of this.#links) {
       if (!link.unreachable || link.queued > 0 || link.hosted.size > 0 || link.watches.active) continue;
+      this.#forgetLast();
       this.#links.delete(peerId);
       this.#proxies.delete(link);
       void link.close();
     }
+  }
+
+  #forgetLast(): void {
+    this.#lastNode = undefined;
+    this.#lastLink = undefined;
   }
 
   // ---------------------------------------------------------------- Router
@@ -439,16 +453,22 @@ export class MeshTransport implements Router, PeerLinkOwner, ProxyHost {
       const verdict = this.#faults.intercept(to, message);
       if (verdict !== undefined) return verdict;
     }
-    // Links are keyed by canonical PeerId strings, so a hit needs no parsing: parsing a PeerId
-    // (base58 and multihash decoding) per envelope cost more than everything else on the send path.
-    let link = this.#links.get(to.node);
-    if (link === undefined) {
-      try {
-        link = this.#link(peerIdFromString(to.node).toString());
-      } catch {
-        this.kernel.deadLetter(to.path, message, 'no-route');
-        return false;
+    const node = to.node;
+    let link = this.#lastLink;
+    if (node !== this.#lastNode || link === undefined) {
+      // Links are keyed by canonical PeerId strings, so a hit needs no parsing: parsing a PeerId
+      // (base58 and multihash decoding) per envelope cost more than everything else on the send path.
+      link = this.#links.get(node);
+      if (link === undefined) {
+        try {
+          link = this.#link(peerIdFromString(node).toString());
+        } catch {
+          this.kernel.deadLetter(to.path, message, 'no-route');
+          return false;
+        }
       }
+      this.#lastNode = node;
+      this.#lastLink = link;
     }
     return link.send(to.path, message);
   }

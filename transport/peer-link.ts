@@ -30,7 +30,7 @@ import { RemotePlacements } from '../runtime/placement.ts';
 import { RemoteWatches } from '../runtime/remote-watches.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import type { MeshFaults } from './mesh-faults.ts';
-import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
+import { checkMsgpackLimits, type EnvelopeRuns, type MsgpackLimits } from './msgpack-limits.ts';
 import { NotAdmittedError } from './transport-errors.ts';
 
 export const actorProtocol = '/cloudless/actor/1.0.0';
@@ -112,8 +112,16 @@ export class PeerLink {
   readonly #owner: PeerLinkOwner;
   #sendStream: Stream | undefined;
   readonly #streams = new Set<Stream>();
-  /** to, traceId, message, to, traceId, message, … */
+  /**
+   * The send queue, in order: full batches (`maxBatch` envelopes each, ready to encode as they
+   * are), then the batch being filled. Each is to, traceId, message, to, traceId, message, …
+   */
+  #batches: unknown[][] = [];
   #data: unknown[] = [];
+  /** Envelopes in `#batches` and `#data`. */
+  #queued = 0;
+  /** Entries (three per envelope) in a full batch. */
+  readonly #batchEntries: number;
   #control: ControlMessage[] = [];
   #flushScheduled = false;
   #waitingDrain = false;
@@ -123,6 +131,8 @@ export class PeerLink {
   #unreachableTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #traceSeq = 0;
+  /** Where the recipient changes in the data frame being handled (filled by the decode-limit scan). */
+  readonly #runs: EnvelopeRuns = { starts: [] };
   /** The peer refused the last stream of this link: its loss does not count towards unreachability. */
   #refused = false;
   unreachable = false;
@@ -134,6 +144,7 @@ export class PeerLink {
     this.placements = new RemotePlacements((message) => this.control(message), owner.codec);
     this.hostedPrefix = `/host/${peerId}`;
     this.#remotePrefix = `/host/${owner.kernel.nodeId}`;
+    this.#batchEntries = owner.settings.maxBatch * 3;
   }
 
   /**
@@ -155,7 +166,7 @@ export class PeerLink {
 
   /** Queued envelopes (for the send-buffer metric). */
   get queued(): number {
-    return this.#data.length / 3;
+    return this.#queued;
   }
 
   get channel(): { send(path: string, message: unknown): boolean } {
@@ -163,24 +174,40 @@ export class PeerLink {
   }
 
   send(path: string, message: unknown): boolean {
-    const kernel = this.#owner.kernel;
     if (this.#closed) {
-      kernel.deadLetter(path, message, 'no-route');
+      this.#owner.kernel.deadLetter(path, message, 'no-route');
       return false;
     }
-    if (this.unreachable && this.#sendStream === undefined) {
-      kernel.deadLetter(path, message, 'unreachable');
+    const stream = this.#sendStream;
+    if (stream === undefined && this.unreachable) {
+      this.#owner.kernel.deadLetter(path, message, 'unreachable');
       this.#ensureConnected();
       return false;
     }
-    if (this.#data.length / 3 >= this.#owner.settings.maxQueued) {
-      kernel.deadLetter(path, message, 'mailbox-full');
+    if (this.#queued >= this.#owner.settings.maxQueued) {
+      this.#owner.kernel.deadLetter(path, message, 'mailbox-full');
       return false;
     }
-    this.#data.push(path, ++this.#traceSeq, message);
-    this.#ensureConnected();
-    this.#scheduleFlush();
+    // Batches are cut here, as they fill, so a flush encodes each as it is (no slicing).
+    const data = this.#data;
+    data.push(path, ++this.#traceSeq, message);
+    this.#queued++;
+    if (data.length >= this.#batchEntries) {
+      this.#batches.push(data);
+      this.#data = [];
+    }
+    if (stream === undefined) this.#ensureConnected();
+    if (!this.#flushScheduled) this.#scheduleFlush();
     return true;
+  }
+
+  /** Empties the send queue; returns what it held, in order (to, traceId, message, …). */
+  #takeQueued(): unknown[] {
+    const queued = this.#batches.length === 0 ? this.#data : [...this.#batches.flat(), ...this.#data];
+    this.#batches = [];
+    this.#data = [];
+    this.#queued = 0;
+    return queued;
   }
 
   control(message: ControlMessage): void {
@@ -273,7 +300,7 @@ export class PeerLink {
   }
 
   #needsConnection(): boolean {
-    if (this.#data.length > 0 || this.#control.length > 0 || this.watches.active) return true;
+    if (this.#queued > 0 || this.#control.length > 0 || this.watches.active) return true;
     for (const ask of this.#owner.kernel.pendingAsks) if (ask.targetNode === this.peerId) return true;
     return false;
   }
@@ -329,8 +356,7 @@ export class PeerLink {
       `node ${this.peerId} has been unreachable for ${this.#owner.settings.unreachableAfterMs} ms; ` +
         'check that it runs and that its address is reachable',
     );
-    const data = this.#data;
-    this.#data = [];
+    const data = this.#takeQueued();
     this.#control = [];
     for (let i = 0; i < data.length; i += 3)
       this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'unreachable');
@@ -357,17 +383,26 @@ export class PeerLink {
 
   #flush(): void {
     const stream = this.#sendStream;
-    if (stream === undefined || this.#waitingDrain || this.#closed) return;
+    if (stream === undefined) {
+      // Lost its stream since the flush was scheduled: what is queued needs a new one.
+      if (this.#queued > 0 || this.#control.length > 0) this.#ensureConnected();
+      return;
+    }
+    if (this.#waitingDrain || this.#closed) return;
     const codec = this.#owner.codec;
     if (this.#control.length > 0) {
       const control = this.#control;
       this.#control = [];
       if (!this.#write(stream, controlFrame, codec.encodeTransient(control))) return;
     }
-    const maxEntries = this.#owner.settings.maxBatch * 3;
-    while (this.#data.length > 0) {
-      const batch = this.#data.length <= maxEntries ? this.#data : this.#data.slice(0, maxEntries);
-      this.#data = batch === this.#data ? [] : this.#data.slice(maxEntries);
+    for (;;) {
+      let batch = this.#batches.shift();
+      if (batch === undefined) {
+        if (this.#data.length === 0) return;
+        batch = this.#data;
+        this.#data = [];
+      }
+      this.#queued -= batch.length / 3;
       const bytes = this.#encodeBatch(batch);
       if (bytes === undefined) continue;
       if (!this.#write(stream, dataFrame, bytes)) return;
@@ -396,7 +431,9 @@ export class PeerLink {
     }
     const half = Math.ceil(batch.length / 6) * 3;
     // Put the second half back at the head of the queue, in order, and send the first half now.
-    this.#data = [...batch.slice(half), ...this.#data];
+    const rest = batch.slice(half);
+    this.#batches.unshift(rest);
+    this.#queued += rest.length / 3;
     return this.#encodeBatch(batch.slice(0, half));
   }
 
@@ -432,8 +469,9 @@ export class PeerLink {
     const kind = frame[0];
     const body = frame.subarray(1);
     let value: unknown;
+    const runs = this.#runs;
     try {
-      checkMsgpackLimits(body, this.#owner.settings.limits);
+      checkMsgpackLimits(body, this.#owner.settings.limits, kind === dataFrame ? runs : undefined);
       value = this.#owner.codec.decode(body);
     } catch (error) {
       return this.#violation(stream, (error as Error).message);
@@ -445,16 +483,29 @@ export class PeerLink {
       const kernel = this.#owner.kernel;
       const node = kernel.nodeId;
       const sender = this.peerId;
-      // A batch mostly goes to few actors: look each recipient up once per run of envelopes.
-      let lastPath: string | undefined;
+      // A batch mostly goes to few actors: check and look up each recipient once per run of
+      // envelopes for it. The scan above found the runs: a triple that starts none has a path of
+      // the same bytes as the one before it.
+      const starts = runs.starts;
+      let nextRun = 0;
+      let path: string | undefined;
       let lastRef: { tell(message: unknown): void } | undefined;
-      for (let i = 0; i < value.length; i += 3) {
-        const path = value[i];
-        if (path !== lastPath) {
-          if (typeof path !== 'string' || path.length === 0 || path.length > 1024 || path[0] !== '/') {
-            return this.#violation(stream, `invalid recipient path ${JSON.stringify(path)?.slice(0, 80)}`);
+      for (let i = 0, triple = 0; i < value.length; i += 3, triple++) {
+        if (triple === starts[nextRun] || path === undefined) {
+          const candidate = value[i];
+          if (
+            typeof candidate !== 'string' ||
+            candidate.length === 0 ||
+            candidate.length > 1024 ||
+            candidate[0] !== '/'
+          ) {
+            return this.#violation(
+              stream,
+              `invalid recipient path ${JSON.stringify(candidate)?.slice(0, 80)}`,
+            );
           }
-          lastPath = path;
+          if (triple === starts[nextRun]) nextRun++;
+          path = candidate;
           lastRef = kernel.registry.get(path)?.self;
         }
         const message = value[i + 2];
@@ -502,8 +553,7 @@ export class PeerLink {
       `node ${this.peerId} refused this node's actor-protocol stream: ${reason || 'no reason given'}`,
     );
     this.#refused = true;
-    const data = this.#data;
-    this.#data = [];
+    const data = this.#takeQueued();
     this.#control = [];
     for (let i = 0; i < data.length; i += 3)
       this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'no-route');
@@ -527,8 +577,7 @@ export class PeerLink {
     this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     if (this.#unreachableTimer !== undefined) clearTimeout(this.#unreachableTimer);
-    const data = this.#data;
-    this.#data = [];
+    const data = this.#takeQueued();
     for (let i = 0; i < data.length; i += 3)
       this.#owner.kernel.deadLetter(data[i] as string, data[i + 2], 'no-route');
     if (this.#streams.size === 0) return;
