@@ -96,31 +96,10 @@ function checkLimit(name: string, value: number): void {
 }
 
 /**
- * Where the recipient changes in a data frame (`[path, traceId, message, path, …]`), found by the
- * scan while it passes the paths anyway: the receiver then validates and looks up a path once per
- * run of envelopes for one recipient, instead of comparing decoded strings (each a fresh slice of
- * msgpackr's string buffer, so every comparison reads both strings in full).
- */
-export interface EnvelopeRuns {
-  /**
-   * Indexes of the triples (0, 1, 2, … in envelope order) whose path is not the same str as the
-   * previous triple's path, in ascending order; triple 0 always. A triple not listed has a path
-   * whose str bytes equal the previous triple's, so it decodes to an equal string.
-   */
-  starts: number[];
-}
-
-function isStrHead(head: number): boolean {
-  return (head >= 0xa0 && head < 0xc0) || head === 0xd9 || head === 0xda || head === 0xdb;
-}
-
-/**
  * Throws `DecodeLimitError` unless `bytes` hold exactly one well-formed MessagePack value within
  * `limits`. Reads each header byte once, skips payloads, and keeps one number per open container.
- * With `runs`, also records where the recipient changes if the value is an array of envelopes
- * (see `EnvelopeRuns`; `starts` is emptied first and left empty for anything but an array).
  */
-export function checkMsgpackLimits(bytes: Uint8Array, limits: MsgpackLimits, runs?: EnvelopeRuns): void {
+export function checkMsgpackLimits(bytes: Uint8Array, limits: MsgpackLimits): void {
   const { maxDepth, maxCollectionLength, maxStringBytes, maxItems } = limits;
   checkLimit('maxDepth', maxDepth);
   checkLimit('maxCollectionLength', maxCollectionLength);
@@ -135,13 +114,6 @@ export function checkMsgpackLimits(bytes: Uint8Array, limits: MsgpackLimits, run
   let depth = 0;
   /** The previous item was a tag extension, so this one must be an array. */
   let mustBeArray = false;
-  const starts = runs?.starts;
-  if (starts !== undefined) starts.length = 0;
-  /** Envelope runs are tracked (a top-level array, `runs` given): the index of the next element. */
-  let element = -1;
-  /** Payload of the previous triple's path, when it was a str; `pathStart` -1 otherwise. */
-  let pathStart = -1;
-  let pathLength = 0;
 
   for (;;) {
     const left = remaining[depth] as number;
@@ -155,26 +127,6 @@ export function checkMsgpackLimits(bytes: Uint8Array, limits: MsgpackLimits, run
     if (++items > maxItems) throw overLimit('maxItems', 'value count', items, maxItems, pos);
     const at = pos;
     const head = bytes[pos++] as number;
-    if (depth === 1 && element >= 0 && element++ % 3 === 0) {
-      // A path: a new run unless it is a str with the same bytes as the previous path.
-      const triple = (element - 1) / 3;
-      const headerBytes = head < 0xc0 ? 0 : head === 0xd9 ? 1 : head === 0xda ? 2 : 4;
-      if (isStrHead(head) && headerBytes <= end - pos) {
-        const start = pos + headerBytes;
-        const length = head < 0xc0 ? head & 0x1f : readUint(bytes, pos, headerBytes, at);
-        let i = -1;
-        if (length === pathLength && pathStart >= 0 && length <= end - start) {
-          i = 0;
-          while (i < length && bytes[start + i] === bytes[pathStart + i]) i++;
-        }
-        if (i !== length) (starts as number[]).push(triple);
-        pathStart = start;
-        pathLength = length;
-      } else {
-        (starts as number[]).push(triple);
-        pathStart = -1;
-      }
-    }
     if (mustBeArray) {
       mustBeArray = false;
       if (!((head >= 0x90 && head <= 0x9f) || head === 0xdc || head === 0xdd)) {
@@ -339,7 +291,6 @@ export function checkMsgpackLimits(bytes: Uint8Array, limits: MsgpackLimits, run
     const values = kind === mapKind ? length * 2 : length;
     // every value takes at least one byte
     if (values > end - pos) throw truncated(at, end);
-    if (depth === 0 && kind === arrayKind && starts !== undefined) element = 0;
     if (values > 0) remaining[++depth] = values;
   }
 

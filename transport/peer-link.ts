@@ -30,7 +30,7 @@ import { RemotePlacements } from '../runtime/placement.ts';
 import { RemoteWatches } from '../runtime/remote-watches.ts';
 import { FrameDecoder } from './frame-codec.ts';
 import type { MeshFaults } from './mesh-faults.ts';
-import { checkMsgpackLimits, type EnvelopeRuns, type MsgpackLimits } from './msgpack-limits.ts';
+import { checkMsgpackLimits, type MsgpackLimits } from './msgpack-limits.ts';
 import { NotAdmittedError } from './transport-errors.ts';
 
 export const actorProtocol = '/cloudless/actor/1.0.0';
@@ -131,8 +131,6 @@ export class PeerLink {
   #unreachableTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #traceSeq = 0;
-  /** Where the recipient changes in the data frame being handled (filled by the decode-limit scan). */
-  readonly #runs: EnvelopeRuns = { starts: [] };
   /** The peer refused the last stream of this link: its loss does not count towards unreachability. */
   #refused = false;
   unreachable = false;
@@ -410,17 +408,27 @@ export class PeerLink {
   }
 
   /** Encodes a batch, halving it until it fits a frame; a single message that cannot fit is a dead letter. */
+  /**
+   * Encodes a batch as one data frame. A path equal to the one before it in the batch goes as null
+   * (the receiver keeps the previous recipient), as Akka's Artery compresses actor refs: a run of
+   * messages to one actor costs its path once per frame, not once per message.
+   */
   #encodeBatch(batch: unknown[]): Uint8Array | undefined {
     const limit = this.#owner.settings.maxFrameBytes - 1;
-    let bytes: Uint8Array;
+    for (let i = batch.length - 3; i > 0; i -= 3) if (batch[i] === batch[i - 3]) batch[i] = null;
+    let bytes: Uint8Array | undefined;
+    let why = '';
     try {
       // Transient: #write copies it into the frame before anything else is encoded.
       bytes = this.#owner.codec.encodeTransient(batch);
+      if (bytes.length > limit) why = `is larger than the frame limit of ${limit} bytes`;
     } catch (error) {
-      return this.#splitOrDrop(batch, `cannot be encoded: ${(error as Error).message}`);
+      why = `cannot be encoded: ${(error as Error).message}`;
     }
-    if (bytes.length <= limit) return bytes;
-    return this.#splitOrDrop(batch, `is larger than the frame limit of ${limit} bytes`);
+    if (why === '') return bytes;
+    // Put the paths back: the halves are encoded (or dead-lettered) on their own.
+    for (let i = 3; i < batch.length; i += 3) if (batch[i] === null) batch[i] = batch[i - 3];
+    return this.#splitOrDrop(batch, why);
   }
 
   #splitOrDrop(batch: unknown[], why: string): Uint8Array | undefined {
@@ -469,9 +477,8 @@ export class PeerLink {
     const kind = frame[0];
     const body = frame.subarray(1);
     let value: unknown;
-    const runs = this.#runs;
     try {
-      checkMsgpackLimits(body, this.#owner.settings.limits, kind === dataFrame ? runs : undefined);
+      checkMsgpackLimits(body, this.#owner.settings.limits);
       value = this.#owner.codec.decode(body);
     } catch (error) {
       return this.#violation(stream, (error as Error).message);
@@ -483,16 +490,14 @@ export class PeerLink {
       const kernel = this.#owner.kernel;
       const node = kernel.nodeId;
       const sender = this.peerId;
-      // A batch mostly goes to few actors: check and look up each recipient once per run of
-      // envelopes for it. The scan above found the runs: a triple that starts none has a path of
-      // the same bytes as the one before it.
-      const starts = runs.starts;
-      let nextRun = 0;
+      // A batch mostly goes to few actors: the sender writes a recipient's path once per run of
+      // envelopes for it and null for the rest of the run (see #encodeBatch), so a path is checked
+      // and looked up once per run.
       let path: string | undefined;
       let lastRef: { tell(message: unknown): void } | undefined;
-      for (let i = 0, triple = 0; i < value.length; i += 3, triple++) {
-        if (triple === starts[nextRun] || path === undefined) {
-          const candidate = value[i];
+      for (let i = 0; i < value.length; i += 3) {
+        const candidate = value[i];
+        if (candidate !== null || path === undefined) {
           if (
             typeof candidate !== 'string' ||
             candidate.length === 0 ||
@@ -504,7 +509,6 @@ export class PeerLink {
               `invalid recipient path ${JSON.stringify(candidate)?.slice(0, 80)}`,
             );
           }
-          if (triple === starts[nextRun]) nextRun++;
           path = candidate;
           lastRef = kernel.registry.get(path)?.self;
         }

@@ -143,6 +143,12 @@ describe('mesh against a hostile raw libp2p client', function () {
     await sendAndExpectReset(actorFrame(0, body), /broke the actor protocol \(invalid recipient path 42\)/);
   });
 
+  it('resets a stream whose data frame starts with "same recipient as before" (null)', async () => {
+    const packr = new Packr({ useRecords: false, moreTypes: true });
+    const body = packr.pack([null, 1, { type: 'hello' }]);
+    await sendAndExpectReset(actorFrame(0, body), /broke the actor protocol \(invalid recipient path null\)/);
+  });
+
   it('refuses actor streams beyond maxInboundStreams from one peer and keeps serving others', async () => {
     const attempts = 12;
     const mark = proc().logMark;

@@ -156,6 +156,26 @@ describe('mesh across processes', function () {
     expect(node.deadLetters.filter((letter) => letter.recipient === '/user/sink')).to.deep.equal([]);
   });
 
+  it('delivers interleaved runs to two remote actors, sent in one turn, each to its actor in order', async () => {
+    // One frame carries them all; a path repeated from the envelope before goes as null on the wire.
+    const sink = remote<SinkMessage>(a, '/user/sink');
+    sink.tell({ type: 'reset' });
+    const echo = remote<EchoRequest>(a, '/user/echo');
+    const probe = spawnProbe<number>(node.system);
+    const pattern = [0, 0, 1, 0, 1, 1, 1, 0, 0, 1];
+    let seq = 0;
+    let n = 0;
+    for (let round = 0; round < 50; round++)
+      for (const to of pattern) {
+        if (to === 0) sink.tell({ sender: 'runs', seq: seq++ });
+        else echo.tell({ n: n++, replyTo: probe.ref });
+      }
+    for (let i = 0; i < n; i++) expect(await probe.next(5000)).to.equal(i);
+    const verdict = await sink.ask<Verdict>((replyTo) => ({ type: 'verdict', replyTo }), { timeoutMs: 5000 });
+    expect(verdict.counts).to.deep.equal({ runs: seq });
+    expect(verdict.inOrder).to.equal(true);
+  });
+
   it('gives a local watcher Terminated when the remote actor it watches stops', async () => {
     const admin = remote<AdminMessage>(a, '/user/admin');
     const victim = await admin.ask<ActorRef<EchoRequest>>((replyTo) => ({

@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import type { Kernel } from '../../runtime/kernel.ts';
 import { MessageCodec } from '../../runtime/message-codec.ts';
 import { RemoteActorRef } from '../../runtime/remote-actor-ref.ts';
-import { checkMsgpackLimits, type EnvelopeRuns, type MsgpackLimits } from '../../transport/msgpack-limits.ts';
+import { checkMsgpackLimits, type MsgpackLimits } from '../../transport/msgpack-limits.ts';
 import { DecodeLimitError, type DecodeLimitReason } from '../../transport/transport-errors.ts';
 
 const generous: MsgpackLimits = {
@@ -374,78 +374,6 @@ describe('checkMsgpackLimits', () => {
       }
       expect(accepted).to.be.above(100);
       expect(rejected).to.be.above(100);
-    });
-  });
-
-  describe('envelope runs', () => {
-    /** The runs the receiver relies on: a new run wherever the path is not the same string as before. */
-    function expectedStarts(frame: unknown[]): number[] {
-      const starts: number[] = [];
-      for (let i = 0; i < frame.length; i += 3) {
-        const path = frame[i];
-        const previous = frame[i - 3];
-        if (i === 0 || typeof path !== 'string' || typeof previous !== 'string' || path !== previous)
-          starts.push(i / 3);
-      }
-      return starts;
-    }
-
-    it('marks every triple whose path differs from the one before, over seeded random frames', () => {
-      const random = seeded(4);
-      const long = '/user/'.padEnd(300, 'x');
-      const paths: unknown[] = [
-        '/user/a',
-        '/user/b',
-        '/user/ab',
-        '/user/receiver',
-        '/user/receives',
-        long,
-        `${long}y`,
-        '/ü/ß',
-        '',
-        7,
-        null,
-        ['/user/a'],
-        new Uint8Array([0x2f, 0x61]),
-      ];
-      const messages: unknown[] = [1, 'a', { from: 'x', n: [1, 2] }, ['/user/a', '/user/a'], null, 2 ** 40];
-      const runs: EnvelopeRuns = { starts: [99] };
-      for (let round = 0; round < 300; round++) {
-        const frame: unknown[] = [];
-        const triples = Math.floor(random() * 40);
-        let path = paths[0];
-        for (let t = 0; t < triples; t++) {
-          if (random() < 0.3) path = paths[Math.floor(random() * paths.length)];
-          frame.push(path, Math.floor(random() * 70_000), messages[Math.floor(random() * messages.length)]);
-        }
-        checkMsgpackLimits(codec.encode(frame), generous, runs);
-        expect(runs.starts, `round ${round}`).to.deep.equal(expectedStarts(frame));
-      }
-    });
-
-    it('reports no runs for anything but an array, and none without asking', () => {
-      const runs: EnvelopeRuns = { starts: [1, 2] };
-      checkMsgpackLimits(pack({ a: '/user/a' }), generous, runs);
-      expect(runs.starts).to.deep.equal([]);
-      checkMsgpackLimits(pack(new Set(['/user/a', 1, 2])), generous, runs);
-      expect(runs.starts).to.deep.equal([]);
-      expect(() => checkMsgpackLimits(pack(['/user/a', 1, 2]), generous)).not.to.throw();
-    });
-
-    it('still enforces every limit while it tracks runs', () => {
-      const runs: EnvelopeRuns = { starts: [] };
-      const deep = ['/user/a', 1, [[[[1]]]]];
-      expect(() => checkMsgpackLimits(pack(deep), { ...generous, maxDepth: 3 }, runs)).to.throw(
-        DecodeLimitError,
-      );
-      const frame = ['/user/a', 1, 1, '/user/a', 2, 'x'.repeat(100)];
-      expect(() => checkMsgpackLimits(pack(frame), { ...generous, maxStringBytes: 50 }, runs)).to.throw(
-        DecodeLimitError,
-      );
-      const bytes = pack(['/user/abcdef', 1, 1, '/user/abcdef', 2, 2]);
-      expect(() => checkMsgpackLimits(bytes.subarray(0, bytes.length - 12), generous, runs)).to.throw(
-        DecodeLimitError,
-      );
     });
   });
 });
