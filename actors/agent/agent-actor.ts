@@ -253,7 +253,12 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
         run.ready = false;
         run.exitCode = exit.code;
         run.reason = exit.reason;
-        void rm(path.join(run.dir, 'pid'), { force: true });
+        rm(path.join(run.dir, 'pid'), { force: true }).catch((error: unknown) =>
+          ctx.log.warn('pid file not removed', {
+            replica: run.assigned.replicaId,
+            error: (error as Error).message,
+          }),
+        );
         if (run.phase === 'stopping') {
           finish(run);
           return;
@@ -298,10 +303,16 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
       function finish(run: Run): void {
         runs.delete(run.assigned.replicaId);
         unreported.delete(run.assigned.replicaId);
+        sentVersion.delete(run.assigned.replicaId);
         finishedOrder.push(run.dir);
         while (finishedOrder.length > keepFinished) {
           const old = finishedOrder.shift() as string;
-          void rm(old, { recursive: true, force: true });
+          rm(old, { recursive: true, force: true }).catch((error: unknown) =>
+            ctx.log.warn('finished replica directory not removed', {
+              dir: old,
+              error: (error as Error).message,
+            }),
+          );
         }
       }
 
@@ -446,8 +457,10 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
             if (!Array.isArray(message.settled)) return Behaviors.same;
             for (const replicaId of message.settled) {
               const entry = unreported.get(replicaId);
-              if (entry !== undefined && entry.version <= (sentVersion.get(replicaId) ?? 0))
+              if (entry !== undefined && entry.version <= (sentVersion.get(replicaId) ?? 0)) {
                 unreported.delete(replicaId);
+                sentVersion.delete(replicaId);
+              }
             }
             return Behaviors.same;
           case 'agent:launched': {

@@ -121,6 +121,10 @@ export function schedulerShard(props: SchedulerShardProps): Behavior<SchedulerSh
           if ((seen === 'unknown' || seen === 'lost') && now - since < 10_000) waiting.set(key, since);
           else waiting.delete(key);
         }
+        // Keys that never turned pending here are forgotten after their 10 s.
+        if (waiting.size > 10_000) {
+          for (const [key, since] of waiting) if (now - since >= 10_000) waiting.delete(key);
+        }
         for (const { key, replicaId, decision, skipped } of batch.decided) {
           waiting.delete(key);
           remember(key, decision, replicaId);
