@@ -535,16 +535,24 @@ export function agentActor(props: AgentProps): Behavior<AgentMessage> {
           }
           case 'read-logs': {
             const { replicaId, stream, fromOffset, maxBytes, replyTo } = message;
+            if (typeof replyTo?.tell !== 'function') {
+              ctx.log.warn('read-logs refused: no replyTo');
+              return Behaviors.same;
+            }
             if (
               typeof replicaId !== 'string' ||
               !replicaIdPattern.test(replicaId) ||
-              (stream !== 'stdout' && stream !== 'stderr')
+              (stream !== 'stdout' && stream !== 'stderr') ||
+              !Number.isSafeInteger(fromOffset) ||
+              !Number.isSafeInteger(maxBytes) ||
+              maxBytes < 1
             ) {
-              replyTo?.tell({
+              replyTo.tell({
                 ok: false,
                 error: {
                   code: 'INVALID_REQUEST',
-                  message: 'read-logs needs a replica id and stdout or stderr',
+                  message:
+                    'read-logs needs a replica id, stdout or stderr, an integer fromOffset and a positive maxBytes',
                 },
               });
               return Behaviors.same;

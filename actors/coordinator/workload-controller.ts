@@ -306,7 +306,12 @@ export function workloadController(props: WorkloadControllerProps): Behavior<Wor
 
       function handleReport(report: ReplicaStatusReport): void {
         const { from, updates, replyTo } = report;
-        if (!Array.isArray(updates) || updates.length > agentLimits.maxUpdatesPerReport) {
+        if (
+          typeof from !== 'string' ||
+          typeof replyTo?.tell !== 'function' ||
+          !Array.isArray(updates) ||
+          updates.length > agentLimits.maxUpdatesPerReport
+        ) {
           ctx.log.warn('status report refused: malformed', { node: from });
           return;
         }
